@@ -1,0 +1,76 @@
+package mutate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// Path is where the webhook server serves Handler.
+const Path = "/mutate-apps-v1-deployment"
+
+var deploymentKind = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
+
+// Handler is the admission edge around Deployment: it decodes the review,
+// calls Deployment and answers with the JSON patch. The HTTP concerns (body
+// limit, Content-Type, panics, the AdmissionReview envelope) are
+// controller-runtime's admission.Webhook.
+type Handler struct {
+	Options Options
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// Handle implements admission.Handler. Anything but a CREATE or UPDATE of
+// an apps/v1 Deployment is allowed untouched (rule 1).
+func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
+	if req.Kind.Group != deploymentKind.Group || req.Kind.Kind != deploymentKind.Kind || req.Kind.Version != deploymentKind.Version {
+		return admission.Allowed(fmt.Sprintf("aether-devhot mutates only apps/v1 Deployments, not %s", req.Kind.String()))
+	}
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return admission.Allowed("aether-devhot mutates only on CREATE and UPDATE")
+	}
+	if len(req.Object.Raw) == 0 {
+		return admission.Errored(http.StatusBadRequest, errors.New("aether-devhot: the request has no object"))
+	}
+	var in appsv1.Deployment
+	if err := json.Unmarshal(req.Object.Raw, &in); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("aether-devhot: the object is not an apps/v1 Deployment: %w", err))
+	}
+	// The patch is the diff between our own encodings of the object before
+	// and after, not the request's raw bytes: fields that our Go types do not
+	// know (an API server newer than us) appear in neither, so the patch never
+	// removes them (rule 10).
+	before, err := json.Marshal(&in)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	out, outcome, warnings, err := Deployment(&in, h.Options)
+	if den := (*Denial)(nil); errors.As(err, &den) {
+		mutations.WithLabelValues(resultDenied).Inc()
+		return admission.Denied(den.Error())
+	} else if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	after, err := json.Marshal(out)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	resp := admission.PatchResponseFromRaw(before, after)
+	switch {
+	case len(resp.Patches) == 0:
+		mutations.WithLabelValues(resultNoop).Inc()
+	case outcome == Reverted:
+		mutations.WithLabelValues(resultReverted).Inc()
+	default:
+		mutations.WithLabelValues(resultInjected).Inc()
+	}
+	return resp.WithWarnings(warnings...)
+}

@@ -1,0 +1,29 @@
+package mutate
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+)
+
+// ServiceAccountName is the service account the webhook gives a Deployment
+// that ran under the namespace's default one (rule 6); the reconciler
+// creates it.
+func ServiceAccountName(deployment string) string { return deployment + "-devhot" }
+
+// serviceAccount applies rule 6: the default service account is replaced,
+// the pod's own is kept so the app's identity never changes.
+func serviceAccount(d *appsv1.Deployment, rec *record) string {
+	spec := &d.Spec.Template.Spec
+	if spec.ServiceAccountName != "" && spec.ServiceAccountName != "default" {
+		return fmt.Sprintf("aether-devhot: serviceAccountName %q kept; the reconciler binds Role aether-devhot-%s to it",
+			spec.ServiceAccountName, d.Name)
+	}
+	orig := spec.ServiceAccountName
+	rec.ServiceAccountName = &orig
+	spec.ServiceAccountName = ServiceAccountName(d.Name)
+	if spec.DeprecatedServiceAccount == "default" {
+		spec.DeprecatedServiceAccount = spec.ServiceAccountName
+	}
+	return ""
+}

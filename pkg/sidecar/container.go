@@ -1,0 +1,189 @@
+// Package sidecar describes the fetcher as the webhook injects it: its
+// container spec, its token volume and the names it reserves. The fetcher's
+// runtime lives in the sub-packages release and fetcher.
+package sidecar
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+// Names the webhook reserves. A user object that already uses one of them,
+// and that the webhook did not inject, is denied.
+const (
+	// ContainerName is the fetcher container.
+	ContainerName = "aether-fetcher"
+	// WorkspaceVolume is the EmptyDir added when the replaced initContainer
+	// shared no volume with the app container.
+	WorkspaceVolume = "aether-workspace"
+	// TokenVolume is the projected service-account token mounted only into
+	// the fetcher.
+	TokenVolume = "aether-token"
+)
+
+// TokenMountPath is where the fetcher sees its token. It is the standard
+// path, so client-go's in-cluster config finds it, and because a container
+// that already mounts something there is skipped by the ServiceAccount
+// admission plugin, the pod's own token is never added to the fetcher.
+const TokenMountPath = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// TokenExpirationSeconds is the lifetime of the fetcher's token: the
+// shortest the API server accepts; the kubelet rotates it at 80%.
+const TokenExpirationSeconds = 600
+
+// MetricsPortName names the fetcher's metrics and health port.
+const MetricsPortName = "devhot-metrics"
+
+// UID is the fetcher's non-root user: distroless's "nonroot".
+const UID = 65532
+
+// Mode is how the fetcher runs beside the app.
+type Mode string
+
+const (
+	// ModeNative makes the fetcher a native sidecar (Kubernetes >= 1.29): an
+	// initContainer with restartPolicy Always whose startupProbe holds the app
+	// back until the first release is live.
+	ModeNative Mode = "native"
+	// ModeLegacy makes the fetcher the first app container, with a postStart
+	// hook (`fetcher wait-ready`) that holds the kubelet from starting the
+	// next container until the first release is live.
+	ModeLegacy Mode = "legacy"
+)
+
+// Options describe one fetcher container.
+type Options struct {
+	// Image holds the /fetcher binary.
+	Image string
+	// Deployment is the Deployment the fetcher watches.
+	Deployment string
+	// Mode decides the probes and hooks.
+	Mode Mode
+	// FetchIntervalSec, when not empty, is passed as AETHER_FETCH_INTERVAL_SEC.
+	FetchIntervalSec string
+	// WorkspaceVolume is the volume mounted at WorkspaceMountPath.
+	WorkspaceVolume string
+	// WorkspaceSubPath is the app mount's subPath of that volume, if any, so
+	// both containers see the same directory.
+	WorkspaceSubPath string
+}
+
+// Container returns the fetcher container. Every field the API server would
+// default is set explicitly, so that a Deployment read back from the server
+// and mutated again yields an empty patch.
+func Container(o Options) corev1.Container {
+	c := corev1.Container{
+		Name:            ContainerName,
+		Image:           o.Image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:         []string{"/fetcher"},
+		Env:             env(o),
+		Ports: []corev1.ContainerPort{{
+			Name:          MetricsPortName,
+			ContainerPort: DefaultMetricsPort,
+			Protocol:      corev1.ProtocolTCP,
+		}},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("10m"),
+				corev1.ResourceMemory: resource.MustParse("32Mi"),
+			},
+			Limits: corev1.ResourceList{
+				corev1.ResourceMemory: resource.MustParse("128Mi"),
+			},
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: o.WorkspaceVolume, MountPath: WorkspaceMountPath, SubPath: o.WorkspaceSubPath},
+			{Name: TokenVolume, MountPath: TokenMountPath, ReadOnly: true},
+		},
+		LivenessProbe:            probe("/healthz", 10, 3),
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		SecurityContext:          securityContext(),
+	}
+	switch o.Mode {
+	case ModeLegacy:
+		c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{
+			Exec: &corev1.ExecAction{Command: []string{"/fetcher", "wait-ready"}},
+		}}
+	default:
+		c.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+		// Up to ten minutes for the first artifact before the kubelet restarts
+		// the fetcher; the app waits behind it.
+		c.StartupProbe = probe("/readyz", 1, 600)
+	}
+	return c
+}
+
+func env(o Options) []corev1.EnvVar {
+	e := []corev1.EnvVar{
+		{Name: EnvPodName, ValueFrom: fieldRef("metadata.name")},
+		{Name: EnvPodNamespace, ValueFrom: fieldRef("metadata.namespace")},
+		{Name: EnvDeployment, Value: o.Deployment},
+		{Name: EnvWorkspace, Value: WorkspaceMountPath},
+		{Name: EnvMetricsAddr, Value: DefaultMetricsAddr},
+	}
+	if o.FetchIntervalSec != "" {
+		e = append(e, corev1.EnvVar{Name: EnvFetchIntervalSec, Value: o.FetchIntervalSec})
+	}
+	return e
+}
+
+func fieldRef(path string) *corev1.EnvVarSource {
+	return &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}
+}
+
+func probe(path string, period, failures int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path:   path,
+			Port:   intstr.FromString(MetricsPortName),
+			Scheme: corev1.URISchemeHTTP,
+		}},
+		TimeoutSeconds:   1,
+		PeriodSeconds:    period,
+		SuccessThreshold: 1,
+		FailureThreshold: failures,
+	}
+}
+
+// securityContext meets Pod Security "restricted".
+func securityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr.To(true),
+		RunAsUser:                ptr.To(int64(UID)),
+		RunAsGroup:               ptr.To(int64(UID)),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// TokenVolumeSource returns the projected volume behind TokenVolume: a
+// short-lived token bound to the pod and to the API server's own audience
+// (the only party the fetcher shows it to), the cluster CA and the
+// namespace, the same three files as the kubelet's kube-api-access volume.
+func TokenVolumeSource() corev1.VolumeSource {
+	return corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		DefaultMode: ptr.To(corev1.ProjectedVolumeSourceDefaultMode),
+		Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Path:              "token",
+				ExpirationSeconds: ptr.To(int64(TokenExpirationSeconds)),
+			}},
+			{ConfigMap: &corev1.ConfigMapProjection{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+				Items:                []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}},
+			}},
+			{DownwardAPI: &corev1.DownwardAPIProjection{
+				Items: []corev1.DownwardAPIVolumeFile{{
+					Path:     "namespace",
+					FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"},
+				}},
+			}},
+		},
+	}}
+}
