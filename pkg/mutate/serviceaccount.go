@@ -21,9 +21,9 @@ func serviceAccount(d *appsv1.Deployment, rec *record) string {
 	}
 	orig := spec.ServiceAccountName
 	rec.ServiceAccountName = &orig
+	// The API server keeps the deprecated alias equal to the name; setting
+	// both keeps a re-injection of a stored object free of changes.
 	spec.ServiceAccountName = ServiceAccountName(d.Name)
-	if spec.DeprecatedServiceAccount == "default" {
-		spec.DeprecatedServiceAccount = spec.ServiceAccountName
-	}
+	spec.DeprecatedServiceAccount = spec.ServiceAccountName
 	return ""
 }

@@ -1,0 +1,60 @@
+// Package app wires the webhook manager: the admission webhook, the RBAC
+// reconciler, metrics and health. cmd/webhook parses flags into Options;
+// tests build Options directly and run the same manager in-process.
+package app
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/aether-dev/aether-devhot/pkg/sidecar"
+)
+
+// Mode values of --sidecar-mode besides the sidecar modes themselves.
+const ModeAuto = "auto"
+
+// DefaultFetcherImage is the image injected when --fetcher-image is not
+// given: the project's own image, which holds /webhook and /fetcher.
+const DefaultFetcherImage = "aether-devhot:dev"
+
+// Options are the manager's settings; each is a flag of cmd/webhook.
+type Options struct {
+	WebhookHost          string
+	WebhookPort          int
+	CertDir              string
+	MetricsBindAddress   string
+	HealthProbeBindAddr  string
+	LeaderElect          bool
+	LeaderElectNamespace string
+	FetcherImage         string
+	SidecarMode          string
+	EnableHTTP2          bool
+}
+
+// AddFlags registers the flags of DESIGN.md "Command lines" on fs.
+func (o *Options) AddFlags(fs *flag.FlagSet) {
+	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "Port the admission webhook serves HTTPS on.")
+	fs.StringVar(&o.CertDir, "cert-dir", "", "Directory with tls.crt and tls.key; reloaded on change. Empty: <temp>/k8s-webhook-server/serving-certs.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus /metrics endpoint; 0 disables it.")
+	fs.StringVar(&o.HealthProbeBindAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader for the RBAC reconciler, for more than one replica.")
+	fs.StringVar(&o.FetcherImage, "fetcher-image", DefaultFetcherImage, "Image of the injected fetcher sidecar.")
+	fs.StringVar(&o.SidecarMode, "sidecar-mode", ModeAuto, "How the fetcher runs: native (Kubernetes >= 1.29), legacy, or auto to ask the API server once at start.")
+	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Serve the webhook and metrics over HTTP/2 as well (off against HTTP/2 rapid-reset attacks).")
+}
+
+// Validate reports the first bad option, naming its flag.
+func (o *Options) Validate() error {
+	switch o.SidecarMode {
+	case ModeAuto, string(sidecar.ModeNative), string(sidecar.ModeLegacy):
+	default:
+		return fmt.Errorf("--sidecar-mode=%q: want auto, native or legacy", o.SidecarMode)
+	}
+	if o.WebhookPort < 1 || o.WebhookPort > 65535 {
+		return fmt.Errorf("--webhook-port=%d: want a port from 1 to 65535", o.WebhookPort)
+	}
+	if o.FetcherImage == "" {
+		return fmt.Errorf("--fetcher-image is empty: name the image that holds /fetcher")
+	}
+	return nil
+}
