@@ -218,4 +218,3 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
-
