@@ -31,6 +31,9 @@ var _ admission.Handler = (*Handler)(nil)
 // Handle implements admission.Handler. Anything but a CREATE or UPDATE of
 // an apps/v1 Deployment is allowed untouched (rule 1).
 func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
+	if req.Kind.Kind == "" {
+		return admission.Errored(http.StatusBadRequest, errors.New("aether-devhot: the AdmissionReview has no request"))
+	}
 	if req.Kind.Group != deploymentKind.Group || req.Kind.Kind != deploymentKind.Kind || req.Kind.Version != deploymentKind.Version {
 		return admission.Allowed(fmt.Sprintf("aether-devhot mutates only apps/v1 Deployments, not %s", req.Kind.String()))
 	}

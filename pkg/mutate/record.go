@@ -32,6 +32,9 @@ type record struct {
 	// ServiceAccountName is the original when the webhook replaced the
 	// default service account; nil when it kept the pod's own.
 	ServiceAccountName *string `json:"serviceAccountName,omitempty"`
+	// DeprecatedServiceAccount is the original of the deprecated alias
+	// spec.serviceAccount, which the API server keeps equal to the name.
+	DeprecatedServiceAccount string `json:"serviceAccount,omitempty"`
 	// AddedVolume is set when WorkspaceVolume was added, AddedMount when it
 	// was also mounted into the app container.
 	AddedVolume bool `json:"addedVolume,omitempty"`

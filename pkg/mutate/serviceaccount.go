@@ -21,6 +21,7 @@ func serviceAccount(d *appsv1.Deployment, rec *record) string {
 	}
 	orig := spec.ServiceAccountName
 	rec.ServiceAccountName = &orig
+	rec.DeprecatedServiceAccount = spec.DeprecatedServiceAccount
 	// The API server keeps the deprecated alias equal to the name; setting
 	// both keeps a re-injection of a stored object free of changes.
 	spec.ServiceAccountName = ServiceAccountName(d.Name)

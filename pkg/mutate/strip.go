@@ -61,7 +61,7 @@ func strip(d *appsv1.Deployment, rec *record) {
 
 	if rec.ServiceAccountName != nil && spec.ServiceAccountName == ServiceAccountName(d.Name) {
 		if spec.DeprecatedServiceAccount == spec.ServiceAccountName {
-			spec.DeprecatedServiceAccount = *rec.ServiceAccountName
+			spec.DeprecatedServiceAccount = rec.DeprecatedServiceAccount
 		}
 		spec.ServiceAccountName = *rec.ServiceAccountName
 	}
