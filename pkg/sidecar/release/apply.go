@@ -1,0 +1,195 @@
+package release
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+)
+
+// userAgent names the fetcher in artifact servers' logs.
+const userAgent = "aether-devhot-fetcher"
+
+// Result describes a published release, for the REFRESH_OK line.
+type Result struct {
+	// Digest is the published digest, "sha256:<hex>".
+	Digest string
+	// Bytes is the total size of the extracted files.
+	Bytes int64
+	// Files is the number of extracted regular files.
+	Files int
+	// Downloaded is the compressed size received; 0 when the release was
+	// still on disk and was published again without a download.
+	Downloaded int64
+}
+
+// Apply makes t the live release. It streams t.URL through sha256 and
+// gunzip+tar into a staging directory under releases/, and publishes only if
+// the sha256 of every downloaded byte equals t.Hex: rename to releases/<hex>,
+// flip current, touch boot.cjs in place, prune to the last 3 releases.
+//
+// On any failure the staging directory is removed and the previous release
+// keeps serving; the error is an *Error. Cancelling ctx (a newer digest
+// arrived) aborts the download with ReasonDownload and an error that
+// errors.Is context.Canceled. A digest still kept under releases/ is
+// published again without a download, so rolling back is instant; applying
+// the live digest changes nothing and does not restart the app.
+//
+// client should come from NewHTTPClient; zero fields of lim take defaults.
+func (w *Workspace) Apply(ctx context.Context, client *http.Client, t Target, lim Limits) (Result, error) {
+	if !isHex64(t.Hex) || t.Digest != digestPrefix+t.Hex || t.URL == nil {
+		return Result{}, newError(ReasonBadAnnotation, fmt.Errorf("target %q was not made by ParseTarget", t.Digest))
+	}
+	lim = lim.withDefaults()
+	if res, ok, err := w.republish(ctx, t); ok {
+		return res, err
+	}
+	staging, err := os.MkdirTemp(w.releases, tempPrefix+"staging-")
+	if err != nil {
+		return Result{}, newError(ReasonExtract, err)
+	}
+	// After a publish the staging path no longer exists and this is a no-op.
+	defer os.RemoveAll(staging)
+	if err := os.Chmod(staging, dirMode); err != nil {
+		return Result{}, newError(ReasonExtract, err)
+	}
+	res, err := download(ctx, client, t, lim, staging)
+	if err != nil {
+		return res, err
+	}
+	return res, w.publish(ctx, staging, t.Hex)
+}
+
+// republish publishes releases/<t.Hex> again if it is still on disk; ok
+// reports whether it was. The live release is left alone, without a touch,
+// because an unchanged digest must not restart the app (H2).
+func (w *Workspace) republish(ctx context.Context, t Target) (res Result, ok bool, err error) {
+	dir := filepath.Join(w.releases, t.Hex)
+	if !isDir(dir) {
+		return Result{}, false, nil
+	}
+	live := w.currentHex() == t.Hex
+	res = Result{Digest: t.Digest}
+	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		res.Files++
+		res.Bytes += fi.Size()
+		return nil
+	})
+	if err != nil {
+		return res, true, newError(ReasonPublish, err)
+	}
+	if live {
+		return res, true, nil
+	}
+	return res, true, w.publish(ctx, "", t.Hex)
+}
+
+// download fetches t into the os.Root at staging and verifies its digest.
+func download(ctx context.Context, client *http.Client, t Target, lim Limits, staging string) (Result, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, lim.Timeout,
+		fmt.Errorf("download took longer than %s: %w", lim.Timeout, context.DeadlineExceeded))
+	defer cancel()
+	where := t.URL.Redacted()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL.String(), nil)
+	if err != nil {
+		return Result{}, newError(ReasonDownload, err)
+	}
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := client.Do(req)
+	if err != nil {
+		return Result{}, downloadError(ctx, where, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Result{}, newError(ReasonHTTPStatus, fmt.Errorf("GET %s: %s", where, resp.Status))
+	}
+	if resp.ContentLength > lim.MaxBytes {
+		return Result{}, newError(ReasonSizeLimit, fmt.Errorf("GET %s: Content-Length %d is over the limit of %d bytes", where, resp.ContentLength, lim.MaxBytes))
+	}
+	root, err := os.OpenRoot(staging)
+	if err != nil {
+		return Result{}, newError(ReasonExtract, err)
+	}
+	defer root.Close()
+
+	body := &meter{ctx: ctx, r: resp.Body, limit: lim.MaxBytes, where: where}
+	h := sha256.New()
+	src := io.TeeReader(body, h)
+	x := newExtractor(root, lim, body)
+	xerr := x.extract(src)
+	// Hash the rest even when the tar ended early or was refused, so that a
+	// wrong artifact is reported as a checksum failure rather than as
+	// whatever its bytes happened to trip over.
+	_, derr := io.Copy(io.Discard, src)
+	res := Result{Digest: t.Digest, Bytes: x.bytes, Files: x.files, Downloaded: body.n}
+	if derr != nil {
+		// The artifact never arrived whole, so whatever extraction made of
+		// the part that did is beside the point.
+		return res, derr
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != t.Hex {
+		err := fmt.Errorf("GET %s: sha256 is %s, want %s", where, sum, t.Hex)
+		if xerr != nil {
+			err = fmt.Errorf("%w (and the content is broken: %v)", err, xerr)
+		}
+		return res, newError(ReasonChecksum, err)
+	}
+	return res, xerr
+}
+
+// downloadError reports err, or the reason ctx ended if it has: a timeout or
+// a newer digest is more useful than "context canceled" from the transport.
+func downloadError(ctx context.Context, where string, err error) *Error {
+	if ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	return newError(ReasonDownload, fmt.Errorf("GET %s: %w", where, err))
+}
+
+// meter counts and caps the compressed bytes read from the response body.
+// Its error is sticky so that draining after a failure fails the same way.
+type meter struct {
+	ctx   context.Context
+	r     io.Reader
+	where string
+	n     int64
+	limit int64
+	err   error
+}
+
+func (m *meter) Read(p []byte) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	n, err := m.r.Read(p)
+	m.n += int64(n)
+	switch {
+	case m.n > m.limit:
+		m.err = newError(ReasonSizeLimit, fmt.Errorf("GET %s: download is over the limit of %d bytes", m.where, m.limit))
+	case err == io.EOF:
+		return n, err
+	case err != nil:
+		m.err = downloadError(m.ctx, m.where, err)
+	default:
+		return n, nil
+	}
+	return n, m.err
+}
+
+// isDir reports whether path is a directory, following symlinks.
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}

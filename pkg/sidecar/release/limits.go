@@ -1,0 +1,53 @@
+package release
+
+import "time"
+
+// Defaults of Limits, used for every zero field.
+const (
+	// DefaultMaxBytes bounds both the download and the extracted total.
+	DefaultMaxBytes int64 = 512 << 20
+	// DefaultMaxEntries bounds the tar entries; a big node_modules has tens
+	// of thousands.
+	DefaultMaxEntries = 100000
+	// DefaultMaxRatio bounds extracted/compressed bytes. Source code
+	// compresses about 4-10:1; gzip's ceiling is about 1030:1.
+	DefaultMaxRatio int64 = 200
+	// DefaultTimeout bounds one whole download.
+	DefaultTimeout = 5 * time.Minute
+)
+
+// ratioFloor is how many bytes may be extracted before MaxRatio applies, so
+// that small, highly compressible artifacts (a few KiB of JSON) pass.
+const ratioFloor = 8 << 20
+
+// Limits bound what one Apply may consume, so that a hostile or broken
+// artifact cannot fill the shared volume or hold the fetcher forever.
+type Limits struct {
+	// MaxBytes caps the compressed download and, separately, the
+	// uncompressed tar stream (AETHER_MAX_ARTIFACT_BYTES).
+	MaxBytes int64
+	// MaxEntries caps the number of tar entries of any kind.
+	MaxEntries int
+	// MaxRatio caps uncompressed/compressed bytes once ratioFloor bytes have
+	// been uncompressed.
+	MaxRatio int64
+	// Timeout caps the whole download, from request to last byte.
+	Timeout time.Duration
+}
+
+// withDefaults fills every zero or negative field with its default.
+func (l Limits) withDefaults() Limits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = DefaultMaxEntries
+	}
+	if l.MaxRatio <= 0 {
+		l.MaxRatio = DefaultMaxRatio
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = DefaultTimeout
+	}
+	return l
+}
