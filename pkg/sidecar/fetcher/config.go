@@ -1,0 +1,247 @@
+package fetcher
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aether-dev/aether-devhot/pkg/sidecar"
+	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
+)
+
+// Mode is how the fetcher learns the Deployment's annotations.
+type Mode string
+
+const (
+	// ModeWatch keeps a client-go watch open and re-checks its local cache
+	// every interval, so an idle fetcher costs the API server almost nothing.
+	ModeWatch Mode = "watch"
+	// ModePoll does a GET every interval, like the seed did.
+	ModePoll Mode = "poll"
+)
+
+// EnvKubeconfig is honoured outside a pod, as kubectl does.
+const EnvKubeconfig = "KUBECONFIG"
+
+// DefaultBackoffMax caps the retry backoff when AETHER_BACKOFF_MAX_SEC is unset.
+const DefaultBackoffMax = 60 * time.Second
+
+// Config is everything the fetcher is told; see LoadConfig. Each field is
+// one environment variable of package sidecar (or KUBECONFIG) and its flag.
+type Config struct {
+	// PodName names this pod in Events, so that one misbehaving replica
+	// stands out among its Deployment's pods.
+	PodName string
+	// PodNamespace is also the Deployment's namespace.
+	PodNamespace string
+	// Deployment is the one object the fetcher may read.
+	Deployment string
+	// Workspace is the volume shared with the app.
+	Workspace string
+	// FetchInterval is the resync period in watch mode and the poll period
+	// in poll mode.
+	FetchInterval time.Duration
+	// Mode picks watch or poll.
+	Mode Mode
+	// MaxRetries is how many failures of one target end its attempts until
+	// its digest or URL changes; 0 means never give up.
+	MaxRetries int
+	// BackoffMax caps the delay between retries.
+	BackoffMax time.Duration
+	// MaxArtifactBytes caps both the download and the extracted total.
+	MaxArtifactBytes int64
+	// CAFile adds CAs to the system pool for artifact downloads.
+	CAFile string
+	// MetricsAddr serves /metrics, /healthz and /readyz.
+	MetricsAddr string
+	// Kubeconfig is used outside a pod; in a pod it stays empty and the
+	// projected service-account token is used.
+	Kubeconfig string
+}
+
+// ConfigError reports a setting that cannot be used; cmd/fetcher exits 2 on
+// it. Setting names both the environment variable and its flag, because
+// either may have supplied the value.
+type ConfigError struct {
+	Setting string
+	Err     error
+}
+
+// Error returns "<setting>: <problem>".
+func (e *ConfigError) Error() string {
+	if e.Setting == "" {
+		return e.Err.Error()
+	}
+	return e.Setting + ": " + e.Err.Error()
+}
+
+// Unwrap returns the problem.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// setting is one env var and its flag twin.
+type setting struct {
+	env   string
+	def   string
+	usage string
+	apply func(c *Config, v string) error
+}
+
+// FlagName returns the flag twin of an environment variable: lower case,
+// dashes, without the AETHER_ prefix (AETHER_FETCH_MODE -> fetch-mode).
+func FlagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "AETHER_")), "_", "-")
+}
+
+// settingName names an env var and its flag together, for error messages.
+func settingName(env string) string {
+	return env + " / --" + FlagName(env)
+}
+
+var settings = []setting{
+	{sidecar.EnvPodName, "", "pod name, shown in Events (default: the host name)", func(c *Config, v string) error {
+		c.PodName = v
+		return nil
+	}},
+	{sidecar.EnvPodNamespace, "", "namespace of the pod and its Deployment (required)", func(c *Config, v string) error {
+		c.PodNamespace = v
+		return required(v)
+	}},
+	{sidecar.EnvDeployment, "", "the Deployment to follow (required)", func(c *Config, v string) error {
+		c.Deployment = v
+		return required(v)
+	}},
+	{sidecar.EnvWorkspace, sidecar.WorkspaceMountPath, "the shared workspace directory", func(c *Config, v string) error {
+		c.Workspace = v
+		return required(v)
+	}},
+	{sidecar.EnvFetchIntervalSec, strconv.Itoa(sidecar.DefaultFetchIntervalSec), "resync (watch) or poll interval in whole seconds", func(c *Config, v string) (err error) {
+		c.FetchInterval, err = seconds(v)
+		return err
+	}},
+	{sidecar.EnvFetchMode, string(ModeWatch), "watch or poll", func(c *Config, v string) error {
+		c.Mode = Mode(v)
+		if c.Mode != ModeWatch && c.Mode != ModePoll {
+			return errors.New(`must be "watch" or "poll"`)
+		}
+		return nil
+	}},
+	{sidecar.EnvMaxRetries, "0", "failures of one digest before waiting for a new one; 0 retries forever", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errors.New("must be a whole number, 0 or more")
+		}
+		c.MaxRetries = n
+		return nil
+	}},
+	{sidecar.EnvBackoffMaxSec, strconv.Itoa(int(DefaultBackoffMax / time.Second)), "cap of the retry backoff in whole seconds", func(c *Config, v string) (err error) {
+		c.BackoffMax, err = seconds(v)
+		return err
+	}},
+	{sidecar.EnvMaxArtifactBytes, strconv.FormatInt(release.DefaultMaxBytes, 10), "cap on the download and on the extracted total, in bytes", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return errors.New("must be a whole number of bytes, 1 or more")
+		}
+		c.MaxArtifactBytes = n
+		return nil
+	}},
+	{sidecar.EnvCAFile, "", "PEM file of extra CAs trusted for artifact downloads", func(c *Config, v string) error {
+		c.CAFile = v
+		if v == "" {
+			return nil
+		}
+		_, err := os.Stat(v)
+		return err
+	}},
+	{sidecar.EnvMetricsAddr, sidecar.DefaultMetricsAddr, "listen address of /metrics, /healthz and /readyz", func(c *Config, v string) error {
+		c.MetricsAddr = v
+		_, err := metricsPort(v)
+		return err
+	}},
+	{EnvKubeconfig, "", "kubeconfig used outside a pod", func(c *Config, v string) error {
+		c.Kubeconfig = v
+		return nil
+	}},
+}
+
+func required(v string) error {
+	if v == "" {
+		return errors.New("must be set")
+	}
+	return nil
+}
+
+func seconds(v string) (time.Duration, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, errors.New("must be a whole number of seconds, 1 or more")
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// metricsPort checks a listen address and returns its port.
+func metricsPort(addr string) (string, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("must be host:port: %w", err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return port, nil
+}
+
+// LoadConfig reads every setting from getenv, lets the flags in args
+// override it, and validates the result. Every error is a *ConfigError,
+// except flag.ErrHelp after -h, when usage has been written to out.
+func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("fetcher", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage: fetcher [flags]\n       fetcher wait-ready [--timeout=10m]\n\nEvery flag has an environment twin, which it overrides.")
+		fs.PrintDefaults()
+	}
+	flags := make([]*string, len(settings))
+	for i, s := range settings {
+		usage := s.usage + " (env " + s.env
+		if s.def != "" {
+			usage += ", default " + s.def
+		}
+		flags[i] = fs.String(FlagName(s.env), "", usage+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
+		return Config{}, &ConfigError{Err: err}
+	}
+	if fs.NArg() > 0 {
+		return Config{}, &ConfigError{Err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var c Config
+	for i, s := range settings {
+		v := getenv(s.env)
+		if set[FlagName(s.env)] {
+			v = *flags[i]
+		}
+		if v == "" {
+			v = s.def
+		}
+		if err := s.apply(&c, v); err != nil {
+			return Config{}, &ConfigError{Setting: settingName(s.env), Err: fmt.Errorf("%q: %w", v, err)}
+		}
+	}
+	if c.PodName == "" {
+		c.PodName, _ = os.Hostname()
+	}
+	return c, nil
+}

@@ -1,0 +1,260 @@
+// Package fetcher is the fetcher sidecar's runtime: it watches its own
+// Deployment, decides when the digest annotation asks for a new release,
+// has package release download and publish it, and reports the outcome as
+// REFRESH_* log lines, Events and metrics (DESIGN.md "Fetcher").
+package fetcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/aether-dev/aether-devhot/pkg/sidecar"
+	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
+)
+
+// liveWait bounds how long the fetcher waits for the app to load a release
+// before it stops touching boot.cjs: an app that crashes on start would
+// otherwise be restarted every retouch, forever.
+const liveWait = 30 * time.Second
+
+// errSuperseded cancels a download when a newer target arrives.
+var errSuperseded = errors.New("superseded by a newer target")
+
+// Fetcher keeps the workspace's current release equal to what its
+// Deployment's annotations ask for.
+type Fetcher struct {
+	cfg     Config
+	client  kubernetes.Interface
+	ws      *release.Workspace
+	http    *http.Client
+	limits  release.Limits
+	backoff Backoff
+	rand    *rand.Rand
+	retouch time.Duration
+	metrics *Metrics
+
+	// out carries the REFRESH_* lines; log the rest, on the same writer.
+	out      io.Writer
+	log      *slog.Logger
+	recorder record.EventRecorder
+
+	inbox *inbox
+	// live is the digest /readyz reports; "" until a release is live.
+	live atomic.Pointer[string]
+	// bg counts the goroutines that wait for the app to load a release.
+	bg sync.WaitGroup
+}
+
+// New opens the workspace and prepares a Fetcher that logs to out. A bad CA
+// file is a *ConfigError.
+func New(cfg Config, client kubernetes.Interface, out io.Writer) (*Fetcher, error) {
+	ws, err := release.Open(cfg.Workspace)
+	if err != nil {
+		return nil, fmt.Errorf("workspace: %w", err)
+	}
+	hc, err := release.NewHTTPClient(cfg.CAFile)
+	if err != nil {
+		return nil, &ConfigError{Setting: settingName(sidecar.EnvCAFile), Err: err}
+	}
+	out = &lockedWriter{w: out}
+	f := &Fetcher{
+		cfg:     cfg,
+		client:  client,
+		ws:      ws,
+		http:    hc,
+		limits:  release.Limits{MaxBytes: cfg.MaxArtifactBytes},
+		backoff: Backoff{Base: DefaultBackoffBase, Max: cfg.BackoffMax},
+		rand:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		retouch: release.DefaultRetouch,
+		metrics: NewMetrics(),
+		out:     out,
+		log:     slog.New(slog.NewTextHandler(out, nil)),
+		inbox:   newInbox(),
+	}
+	current := ws.Current()
+	f.live.Store(&current)
+	return f, nil
+}
+
+// Run runs the fetcher with New's defaults until ctx ends.
+func Run(ctx context.Context, cfg Config, client kubernetes.Interface, out io.Writer) error {
+	f, err := New(cfg, client, out)
+	if err != nil {
+		return err
+	}
+	return f.Run(ctx)
+}
+
+// Run serves metrics and health, follows the Deployment and applies what it
+// asks for until ctx ends. It returns nil then; an artifact failure never
+// ends it, because a crash-looping sidecar would take the pod down with it.
+func (f *Fetcher) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", f.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Without /healthz the kubelet restarts us anyway; stop and say why.
+	var serveErr error
+	served := make(chan struct{})
+	srv := &http.Server{Handler: f.handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serveErr = fmt.Errorf("metrics server: %w", err)
+			cancel()
+		}
+	}()
+
+	events := record.NewBroadcaster()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: f.client.CoreV1().Events("")})
+	f.recorder = events.NewRecorder(scheme.Scheme, eventSource(f.cfg.PodName))
+
+	source := f.watch
+	if f.cfg.Mode == ModePoll {
+		source = f.poll
+	}
+	sourceDone := make(chan struct{})
+	go func() {
+		defer close(sourceDone)
+		source(ctx)
+	}()
+	f.log.Info("fetcher started", "namespace", f.cfg.PodNamespace, "deployment", f.cfg.Deployment,
+		"mode", f.cfg.Mode, "interval", f.cfg.FetchInterval, "workspace", f.ws.Dir(), "current", *f.live.Load())
+
+	f.loop(ctx)
+
+	shutdown, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer stop()
+	_ = srv.Shutdown(shutdown)
+	<-served
+	f.bg.Wait()
+	events.Shutdown()
+	// The reflector sleeps through its backoff without watching ctx; an
+	// unreachable API server must not hold up a SIGTERM for long.
+	select {
+	case <-sourceDone:
+	case <-shutdown.Done():
+	}
+	return serveErr
+}
+
+// job is one Apply in flight.
+type job struct {
+	obs    observation
+	target release.Target
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// outcome is what a job's Apply returned, and when.
+type outcome struct {
+	job *job
+	res release.Result
+	err error
+	at  time.Time
+}
+
+// loop owns the workspace and runs at most one Apply at a time. It takes the
+// latest reading, cancels a job that the reading supersedes, and acts on
+// decide's answer.
+func (f *Fetcher) loop(ctx context.Context) {
+	var (
+		running *job
+		done    = make(chan outcome, 1)
+		att     attempts
+		retry   = time.NewTimer(time.Hour)
+		lastWhy string
+		// stopLive ends the wait for the previous release to load.
+		stopLive context.CancelFunc = func() {}
+	)
+	retry.Stop()
+	defer func() { stopLive() }()
+	settle := func(o outcome) {
+		running = nil
+		cancelled := o.job.ctx.Err() != nil
+		o.job.cancel(nil)
+		switch {
+		case o.err != nil && cancelled:
+			f.log.Info("download cancelled", "digest", o.job.target.Digest, "cause", context.Cause(o.job.ctx))
+		case o.err != nil:
+			att = f.failed(o.job.obs, o.err, att)
+		default:
+			att = attempts{}
+			lastWhy = whyLive
+			stopLive()
+			stopLive = f.succeeded(ctx, o)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			if running != nil {
+				running.cancel(ctx.Err())
+				<-done
+			}
+			return
+		case <-f.inbox.ready:
+		case <-retry.C:
+		case o := <-done:
+			settle(o)
+		}
+		obs, ok := f.inbox.get()
+		if !ok {
+			continue
+		}
+		if running != nil {
+			if running.obs.desired.key() == obs.desired.key() {
+				continue
+			}
+			running.cancel(errSuperseded)
+			settle(<-done)
+		}
+		current := f.ws.Current()
+		f.live.Store(&current)
+		d := decide(obs.desired, current, att, time.Now())
+		retry.Stop()
+		switch d.action {
+		case actNone:
+			// Resyncs repeat the same answer every interval; say it once.
+			if d.why != lastWhy {
+				f.log.Info(d.why, "digest", obs.desired.Digest, "current", current)
+			}
+		case actWait:
+			retry.Reset(d.wait)
+		case actFail:
+			att = f.failed(obs, d.err, att)
+		case actApply:
+			running = f.start(ctx, obs, d.target, done)
+		}
+		lastWhy = d.why
+	}
+}
+
+// start runs Apply for t in its own goroutine, so that the loop stays free
+// to notice a newer target and cancel it.
+func (f *Fetcher) start(ctx context.Context, obs observation, t release.Target, done chan<- outcome) *job {
+	jctx, cancel := context.WithCancelCause(ctx)
+	j := &job{obs: obs, target: t, ctx: jctx, cancel: cancel}
+	go func() {
+		res, err := f.ws.Apply(jctx, f.http, t, f.limits)
+		done <- outcome{job: j, res: res, err: err, at: time.Now()}
+	}()
+	return j
+}

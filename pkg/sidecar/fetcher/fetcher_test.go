@@ -1,0 +1,353 @@
+package fetcher
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/sidecar"
+	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
+)
+
+var (
+	okLine   = regexp.MustCompile(`^REFRESH_OK digest=(sha256:[0-9a-f]{64}) latency_ms=(\d+) bytes=(\d+) files=(\d+) downloaded=(\d+)( commit=\S+)?( build_timestamp=\S+)?$`)
+	failLine = regexp.MustCompile(`^REFRESH_FAIL reason=([a-z_]+) digest=("(?:[^"\\]|\\.)*"|\S+) error="((?:[^"\\]|\\.)*)" attempt=(\d+)( retry_in_ms=\d+)?$`)
+	liveLine = regexp.MustCompile(`^REFRESH_LIVE digest=(sha256:[0-9a-f]{64}) live_ms=(\d+)$`)
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+// value reads a counter or gauge. (prometheus/testutil would need a go.sum
+// entry that the module does not have.)
+func value(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}
+
+func histogramCount(t *testing.T, f *Fetcher) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := f.metrics.Latency.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
+}
+
+func TestRefreshOK(t *testing.T) {
+	srv := newArtifactServer(t)
+	art := app(t, "v1")
+	url := srv.serve("/v1.tar.gz", art)
+	h := newHarness(t, nil, nil)
+	f := h.open()
+	if code, body := get(t, f.handler(), "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no release") {
+		t.Fatalf("/readyz before the first release: %d %q", code, body)
+	}
+	if code, _ := get(t, f.handler(), "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz: %d", code)
+	}
+	h.run()
+	h.waitLines(`time=`, 1)
+	eventually(t, "the missing digest logged", func() bool {
+		return strings.Contains(h.logs.String(), `msg="no aether.dev/digest annotation yet"`)
+	})
+
+	a := target(digestOf(art), url)
+	a[annotations.CommitSHA] = "0123abc"
+	a[annotations.BuildTimestamp] = "2026-05-01T10:00:00Z"
+	h.annotate(a)
+	line := h.waitLines("REFRESH_OK", 1)[0]
+	m := okLine.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("line %q does not match %s", line, okLine)
+	}
+	if m[1] != digestOf(art) || m[4] != "2" || m[5] != strconv.Itoa(len(art)) || m[6] != " commit=0123abc" || m[7] != " build_timestamp=2026-05-01T10:00:00Z" {
+		t.Errorf("line %q", line)
+	}
+	if got := f.ws.Current(); got != digestOf(art) {
+		t.Errorf("current = %q", got)
+	}
+	if code, body := get(t, f.handler(), "/readyz"); code != http.StatusOK || !strings.Contains(body, digestOf(art)) {
+		t.Errorf("/readyz after the first release: %d %q", code, body)
+	}
+
+	if got := value(t, f.metrics.Refreshes); got != 1 {
+		t.Errorf("dev_hot_refresh_total = %v", got)
+	}
+	if got := histogramCount(t, f); got != 1 {
+		t.Errorf("latency samples = %d", got)
+	}
+	if got := value(t, f.metrics.LastSuccess); got < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("dev_hot_last_success_timestamp_seconds = %v", got)
+	}
+	_, metrics := get(t, f.handler(), "/metrics")
+	for _, want := range []string{
+		"dev_hot_refresh_total 1",
+		`dev_hot_refresh_failure_total{reason="checksum"} 0`,
+		"dev_hot_refresh_latency_seconds_count 1",
+		"dev_hot_refresh_consecutive_failures 0",
+		"dev_hot_last_success_timestamp_seconds ",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	ev := h.waitEvent(EventRefreshSucceeded)
+	if ev.Type != corev1.EventTypeNormal || ev.Namespace != testNamespace ||
+		ev.InvolvedObject.Kind != "Deployment" || ev.InvolvedObject.Name != testDeployment || ev.InvolvedObject.UID != "uid-1" {
+		t.Errorf("event %+v", ev)
+	}
+	for _, want := range []string{digestOf(art), testPod, "ms", "0123abc"} {
+		if !strings.Contains(ev.Message, want) {
+			t.Errorf("event message %q lacks %q", ev.Message, want)
+		}
+	}
+	if ev.Annotations[annotations.CommitSHA] != "0123abc" || ev.Source.Host != testPod {
+		t.Errorf("event annotations %v, source %+v", ev.Annotations, ev.Source)
+	}
+}
+
+// TestRefreshLive plays the app's part: boot.cjs records what it loaded,
+// and the fetcher reports live_ms once the new digest shows up there.
+func TestRefreshLive(t *testing.T) {
+	srv := newArtifactServer(t)
+	art := app(t, "v2")
+	h := newHarness(t, target(digestOf(art), srv.serve("/v2.tar.gz", art)), nil)
+	h.open()
+	writeLoaded(t, h.cfg.Workspace, "sha256:old")
+	h.run()
+	h.waitLines("REFRESH_OK", 1)
+	if len(h.logs.lines("REFRESH_LIVE")) != 0 {
+		t.Fatal("REFRESH_LIVE before the app loaded the release")
+	}
+	writeLoaded(t, h.cfg.Workspace, digestOf(art))
+	line := h.waitLines("REFRESH_LIVE", 1)[0]
+	if m := liveLine.FindStringSubmatch(line); m == nil || m[1] != digestOf(art) {
+		t.Errorf("line %q does not match %s", line, liveLine)
+	}
+}
+
+func writeLoaded(t *testing.T, workspace, digest string) {
+	t.Helper()
+	b, _ := json.Marshal(release.Loaded{Digest: digest, PID: 1, Time: time.Now(), Ready: true})
+	tmp := filepath.Join(workspace, sidecar.StateDir, "loaded.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(workspace, sidecar.LoadedFile)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUnchangedDigestIsNoop is seed acceptance H2: no download, no touch, no
+// restart, not even when the Deployment changes in other ways.
+func TestUnchangedDigestIsNoop(t *testing.T) {
+	srv := newArtifactServer(t)
+	art := app(t, "v1")
+	url := srv.serve("/v1.tar.gz", art)
+	h := newHarness(t, target(digestOf(art), url), nil)
+	preload(t, h.cfg.Workspace, url, art)
+	boot := filepath.Join(h.cfg.Workspace, sidecar.BootFile)
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(boot, old, old); err != nil {
+		t.Fatal(err)
+	}
+	f := h.open()
+	if code, _ := get(t, f.handler(), "/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz with a live release: %d", code)
+	}
+	h.run()
+	eventually(t, "the live digest logged", func() bool {
+		return strings.Contains(h.logs.String(), `msg="digest is live"`)
+	})
+	a := target(digestOf(art), url)
+	a[annotations.CommitSHA] = "again"
+	h.annotate(a)
+	eventually(t, "the update seen", func() bool {
+		o, _ := f.inbox.get()
+		return o.desired.CommitSHA == "again"
+	})
+	time.Sleep(100 * time.Millisecond)
+
+	if n := srv.count("/v1.tar.gz"); n != 1 {
+		t.Errorf("%d requests, want only the preload's", n)
+	}
+	if fi, err := os.Stat(boot); err != nil || !fi.ModTime().Equal(old) {
+		t.Errorf("boot.cjs touched: %v %v", fi.ModTime(), err)
+	}
+	if l := h.logs.lines("REFRESH_"); len(l) != 0 {
+		t.Errorf("unexpected %q", l)
+	}
+	if got := value(t, f.metrics.Refreshes); got != 0 {
+		t.Errorf("dev_hot_refresh_total = %v", got)
+	}
+}
+
+// TestRestartDoesNotRedownload: a fetcher restarted over a workspace whose
+// current link already shows the desired digest is ready at once.
+func TestRestartDoesNotRedownload(t *testing.T) {
+	srv := newArtifactServer(t)
+	art := app(t, "v1")
+	h := newHarness(t, target(digestOf(art), srv.serve("/v1.tar.gz", art)), nil)
+	h.run()
+	h.waitLines("REFRESH_OK", 1)
+	h.stop()
+
+	h.logs = &logBuffer{}
+	f := h.open()
+	if code, _ := get(t, f.handler(), "/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz after restart: %d", code)
+	}
+	h.run()
+	eventually(t, "the live digest logged", func() bool {
+		return strings.Contains(h.logs.String(), `msg="digest is live"`)
+	})
+	if n := srv.total(); n != 1 {
+		t.Errorf("%d downloads, want 1", n)
+	}
+	if l := h.logs.lines("REFRESH_"); len(l) != 0 {
+		t.Errorf("unexpected %q", l)
+	}
+}
+
+// TestNewestWins: digest B arrives while A is still downloading; A's
+// download is cancelled and only B is ever published.
+func TestNewestWins(t *testing.T) {
+	srv := newArtifactServer(t)
+	artA, artB := app(t, "A"), app(t, "B")
+	started, cancelled := make(chan struct{}), make(chan struct{})
+	urlA := srv.handle("/a.tar.gz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(artA[:10])
+		w.(http.Flusher).Flush()
+		close(started)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	urlB := srv.serve("/b.tar.gz", artB)
+	h := newHarness(t, target(digestOf(artA), urlA), nil)
+	f := h.open()
+	h.run()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("A was never requested")
+	}
+	h.annotate(target(digestOf(artB), urlB))
+	line := h.waitLines("REFRESH_OK", 1)[0]
+	if m := okLine.FindStringSubmatch(line); m == nil || m[1] != digestOf(artB) {
+		t.Fatalf("line %q, want B published", line)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("A's download was not cancelled")
+	}
+	if got := f.ws.Current(); got != digestOf(artB) {
+		t.Errorf("current = %q, want B", got)
+	}
+	hexA := strings.TrimPrefix(digestOf(artA), "sha256:")
+	if _, err := os.Stat(filepath.Join(h.cfg.Workspace, sidecar.ReleasesDir, hexA)); err == nil {
+		t.Error("A was published")
+	}
+	if l := h.logs.lines("REFRESH_FAIL"); len(l) != 0 {
+		t.Errorf("a superseded download is not a failure: %q", l)
+	}
+	if l := h.logs.lines("REFRESH_OK"); len(l) != 1 {
+		t.Errorf("REFRESH_OK lines %q", l)
+	}
+	if !strings.Contains(h.logs.String(), `msg="download cancelled"`) {
+		t.Error("the cancellation was not logged")
+	}
+}
+
+// TestMaxRetries: after AETHER_MAX_RETRIES failures the fetcher stops
+// downloading until the digest changes, even though polls keep coming.
+func TestMaxRetries(t *testing.T) {
+	srv := newArtifactServer(t)
+	art := app(t, "v1")
+	broken := srv.handle("/broken.tar.gz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "boom", http.StatusInternalServerError)
+	}))
+	h := newHarness(t, target(digestOf(art), broken), func(c *Config) {
+		c.Mode = ModePoll
+		c.FetchInterval = 10 * time.Millisecond
+		c.MaxRetries = 3
+	})
+	f := h.open()
+	h.run()
+	lines := h.waitLines("REFRESH_FAIL", 3)
+	time.Sleep(300 * time.Millisecond)
+	if n := srv.count("/broken.tar.gz"); n != 3 {
+		t.Errorf("%d requests, want 3", n)
+	}
+	lines = h.logs.lines("REFRESH_FAIL")
+	if len(lines) != 3 {
+		t.Fatalf("lines %q", lines)
+	}
+	for i, line := range lines {
+		m := failLine.FindStringSubmatch(line)
+		if m == nil || m[1] != "http_status" || m[4] != strconv.Itoa(i+1) || (m[5] != "") != (i < 2) {
+			t.Errorf("line %d %q", i, line)
+		}
+	}
+	if got := value(t, f.metrics.ConsecutiveFailures); got != 3 {
+		t.Errorf("consecutive failures = %v", got)
+	}
+	if n := strings.Count(h.logs.String(), "gave up"); n != 1 {
+		t.Errorf("giving up logged %d times", n)
+	}
+
+	h.annotate(target(digestOf(art), srv.serve("/v1.tar.gz", art)))
+	h.waitLines("REFRESH_OK", 1)
+	if got := value(t, f.metrics.ConsecutiveFailures); got != 0 {
+		t.Errorf("consecutive failures after success = %v", got)
+	}
+}
+
+// TestRetriesUnlimited: with AETHER_MAX_RETRIES=0 a failing artifact is
+// retried, spaced by the backoff, until it is fixed.
+func TestRetriesUnlimited(t *testing.T) {
+	srv := newArtifactServer(t)
+	art := app(t, "v1")
+	url := srv.handle("/flaky.tar.gz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if srv.count("/flaky.tar.gz") <= 4 {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write(art)
+	}))
+	h := newHarness(t, target(digestOf(art), url), nil)
+	h.run()
+	h.waitLines("REFRESH_OK", 1)
+	if n := len(h.logs.lines("REFRESH_FAIL")); n != 4 {
+		t.Errorf("%d failures before success, want 4", n)
+	}
+}

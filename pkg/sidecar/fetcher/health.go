@@ -1,0 +1,77 @@
+package fetcher
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// handler serves /metrics, /healthz and /readyz. /readyz is what holds the
+// app back (native startupProbe, legacy wait-ready) until code is live.
+func (f *Fetcher) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(f.metrics.Registry, promhttp.HandlerOpts{Registry: f.metrics.Registry}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		live := f.live.Load()
+		if live == nil || *live == "" {
+			http.Error(w, "no release is live yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "ok %s\n", *live)
+	})
+	return mux
+}
+
+// ReadyURL is the /readyz a process in the same pod reaches for a fetcher
+// listening on metricsAddr: loopback unless it listens on one address only.
+func ReadyURL(metricsAddr string) (string, error) {
+	host, port, err := net.SplitHostPort(metricsAddr)
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/readyz", nil
+}
+
+// WaitReady polls url every interval until it answers 200, for the legacy
+// postStart hook, which must hold the app back until a release is live. It
+// returns the last answer or error when ctx ends first.
+func WaitReady(ctx context.Context, url string, interval time.Duration) error {
+	client := &http.Client{Timeout: interval + time.Second}
+	last := "no answer yet"
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		} else if ctx.Err() == nil {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %s", url, last)
+		case <-t.C:
+		}
+	}
+}
