@@ -47,8 +47,8 @@ func review(t testing.TB, op admissionv1.Operation, kind metav1.GroupVersionKind
 			UID: "4b7b2f8e-0000-4000-8000-000000000001", Kind: kind, Operation: op,
 			Resource: metav1.GroupVersionResource{Group: kind.Group, Version: kind.Version, Resource: "deployments"},
 			Name:     "web", Namespace: "demo",
-			Object:   runtime.RawExtension{Raw: obj},
-			DryRun:   &dryRun,
+			Object: runtime.RawExtension{Raw: obj},
+			DryRun: &dryRun,
 		},
 	}
 	b, err := json.Marshal(ar)

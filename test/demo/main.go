@@ -259,4 +259,3 @@ func grep(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
-
