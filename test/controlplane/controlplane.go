@@ -129,6 +129,8 @@ func (cp *ControlPlane) WebhookOptions() app.Options {
 		HealthProbeBindAddr: "0",
 		FetcherImage:        app.DefaultFetcherImage,
 		SidecarMode:         app.ModeAuto,
+		// Tests restart the webhook within one process.
+		SkipControllerNameValidation: true,
 	}
 }
 

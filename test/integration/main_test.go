@@ -21,7 +21,12 @@ import (
 	"github.com/aether-dev/aether-devhot/test/controlplane"
 )
 
-var cp *controlplane.ControlPlane
+var (
+	cp *controlplane.ControlPlane
+	// stopWebhook stops the running webhook manager; tests that restart it
+	// replace it.
+	stopWebhook func()
+)
 
 // requireEnv makes a missing control plane a failure instead of a skip;
 // `make test` sets it.
@@ -53,12 +58,15 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer cp.Stop()
-	stop, err := cp.StartWebhook(cp.WebhookOptions())
-	if err != nil {
+	if stopWebhook, err = cp.StartWebhook(cp.WebhookOptions()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer stop()
+	defer func() {
+		if stopWebhook != nil {
+			stopWebhook()
+		}
+	}()
 	fmt.Fprintf(os.Stderr, "control plane and webhook up in %s\n", time.Since(started).Round(time.Millisecond))
 	return m.Run()
 }

@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/mutate"
 	"github.com/aether-dev/aether-devhot/pkg/rbac"
+	"github.com/aether-dev/aether-devhot/pkg/readmit"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -30,7 +32,8 @@ import (
 const LeaderElectionID = "aether-devhot.aether.dev"
 
 // NewManager builds the manager from cfg and o: the webhook at
-// mutate.Path on every replica, and the RBAC reconciler on the leader.
+// mutate.Path on every replica; the RBAC and readmit reconcilers on the
+// leader.
 func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -64,6 +67,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		HealthProbeBindAddress: o.HealthProbeBindAddr,
 		LeaderElection:         o.LeaderElect,
 		LeaderElectionID:       LeaderElectionID,
+		Controller:             config.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
 		// The cache holds only the RBAC objects we made, not every
 		// ServiceAccount, Role and RoleBinding of the cluster.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
@@ -84,6 +88,13 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Recorder: mgr.GetEventRecorder("aether-devhot"),
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("rbac reconciler: %w", err)
+	}
+	if err := (&readmit.Reconciler{
+		Client:         mgr.GetClient(),
+		Recorder:       mgr.GetEventRecorder("aether-devhot"),
+		WebhookStarted: mgr.GetWebhookServer().StartedChecker(),
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("readmit reconciler: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

@@ -29,6 +29,9 @@ type Options struct {
 	FetcherImage         string
 	SidecarMode          string
 	EnableHTTP2          bool
+	// SkipControllerNameValidation lets one process build the manager more
+	// than once, as tests that restart the webhook do. It has no flag.
+	SkipControllerNameValidation bool
 }
 
 // AddFlags registers the flags of DESIGN.md "Command lines" on fs.
