@@ -60,6 +60,7 @@ func FuzzMutate(f *testing.F) {
 			t.Fatalf("not idempotent:\n%s\n%s", first, second)
 		}
 
+		assertPatchEqualsFullDiff(t, &d, out)
 		patched := admitAndApply(t, withUnknownFields(t, &d))
 		var m map[string]any
 		if err := json.Unmarshal(patched, &m); err != nil || m["futureTopLevel"] != "keep" {

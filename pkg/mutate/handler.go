@@ -19,7 +19,7 @@ const Path = "/mutate-apps-v1-deployment"
 var deploymentKind = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
 
 // Handler is the admission edge around Deployment: it decodes the review,
-// calls Deployment and answers with the JSON patch. The HTTP concerns (body
+// calls Deployment and answers with the JSON patch from Patch. The HTTP concerns (body
 // limit, Content-Type, panics, the AdmissionReview envelope) are
 // controller-runtime's admission.Webhook.
 type Handler struct {
@@ -47,14 +47,6 @@ func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Res
 	if err := json.Unmarshal(req.Object.Raw, &in); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("aether-devhot: the object is not an apps/v1 Deployment: %w", err))
 	}
-	// The patch is the diff between our own encodings of the object before
-	// and after, not the request's raw bytes: fields that our Go types do not
-	// know (an API server newer than us) appear in neither, so the patch never
-	// removes them (rule 10).
-	before, err := json.Marshal(&in)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
-	}
 	out, outcome, warnings, err := Deployment(&in, h.Options)
 	if den := (*Denial)(nil); errors.As(err, &den) {
 		mutations.WithLabelValues(resultDenied).Inc()
@@ -62,11 +54,11 @@ func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Res
 	} else if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	after, err := json.Marshal(out)
+	patches, err := Patch(&in, out)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	resp := admission.PatchResponseFromRaw(before, after)
+	resp := admission.Patched("", patches...)
 	switch {
 	case len(resp.Patches) == 0:
 		mutations.WithLabelValues(resultNoop).Inc()
