@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/rbac"
@@ -88,9 +89,15 @@ func TestAnnotateDigestKeepsTemplate(t *testing.T) {
 	ns := namespace(t, nil)
 	kubectl(t, sample(t), "-n", ns, "apply", "-f", "-")
 	before := getDeployment(t, ns, "hello")
+	noops := mutations(t, "noop")
 	kubectl(t, "", "-n", ns, "annotate", "deploy", "hello",
 		annotations.Digest+"="+digest, annotations.ArtifactURL+"=http://127.0.0.1:1/hello.tar.gz")
 	after := getDeployment(t, ns, "hello")
+	// The stored object re-admitted with only a new annotation: rule 2 says
+	// the webhook's patch is empty.
+	if got := mutations(t, "noop"); got != noops+1 {
+		t.Errorf("aether_devhot_mutations_total{result=noop} went %v -> %v, want +1", noops, got)
+	}
 	if after.Annotations[annotations.Digest] != digest {
 		t.Fatalf("digest annotation = %q", after.Annotations[annotations.Digest])
 	}
@@ -290,4 +297,28 @@ func names(cs []corev1.Container) []string {
 		n = append(n, c.Name)
 	}
 	return n
+}
+
+// mutations reads aether_devhot_mutations_total{result} from the
+// in-process webhook's registry.
+func mutations(t *testing.T, result string) float64 {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "aether_devhot_mutations_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no aether_devhot_mutations_total{result=%q}", result)
+	return 0
 }
