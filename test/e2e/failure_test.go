@@ -1,0 +1,56 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/sidecar/fetcher"
+)
+
+// An artifact that does not match its digest is refused: REFRESH_FAIL
+// reason=checksum, a RefreshFailed Event, and the old code keeps answering.
+func TestChecksumMismatchKeepsOldVersion(t *testing.T) {
+	s := newSample(t)
+	s.push(1)
+	pod := s.startPod("", 1)
+	before := answer(t, pod)
+
+	// Version 2's bytes under version 3's digest.
+	_, url := s.serve(2)
+	wrong := s.build(3).Digest
+	s.annotate(annotations.Digest+"="+wrong, annotations.ArtifactURL+"="+url)
+
+	eventually(t, "REFRESH_FAIL reason=checksum", 10*time.Second, func() error {
+		for _, l := range markers(pod, "REFRESH_FAIL") {
+			if field(l, "reason") == "checksum" && field(l, "digest") == wrong {
+				t.Logf("fetcher: %s", l)
+				return nil
+			}
+		}
+		return fmt.Errorf("fetcher log has %q", markers(pod, "REFRESH_FAIL"))
+	})
+	eventually(t, "a RefreshFailed Event on the Deployment", 10*time.Second, func() error {
+		evs, err := cp.Clientset.CoreV1().Events(s.ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Reason == fetcher.EventRefreshFailed && e.Type == corev1.EventTypeWarning &&
+				e.InvolvedObject.Kind == "Deployment" && e.InvolvedObject.Name == deployment {
+				t.Logf("event: %s %s: %s", e.Type, e.Reason, e.Message)
+				return nil
+			}
+		}
+		return fmt.Errorf("%d events, none RefreshFailed", len(evs.Items))
+	})
+	steady(t, pod, before, time.Second)
+	if ok := markers(pod, "REFRESH_OK"); len(ok) != 1 {
+		t.Errorf("REFRESH_OK lines %q, want only version 1's", ok)
+	}
+}
