@@ -1,0 +1,137 @@
+// Package pack turns a directory into the artifact the fetcher installs: a
+// gzipped tar whose bytes depend only on the tree's paths, contents and
+// executable bits, so that the same tree always has the same digest and
+// pushing an unchanged tree is a no-op (H2).
+package pack
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Artifact is a packed tree.
+type Artifact struct {
+	// Data is the .tar.gz.
+	Data []byte
+	// Digest is "sha256:<hex>" of Data, the value of aether.dev/digest.
+	Digest string
+	// Files counts the regular files packed.
+	Files int
+	// Bytes is the total size of those files, before compression.
+	Bytes int64
+}
+
+// Hex returns the digest without its "sha256:" prefix.
+func (a *Artifact) Hex() string { return strings.TrimPrefix(a.Digest, "sha256:") }
+
+// epoch is every entry's mtime: real mtimes would change the digest of a
+// tree whose contents did not change (a checkout, a touch, a copy).
+var epoch = time.Unix(0, 0)
+
+// Dir packs dir. Entries are written in lexical order, with mtime, owner
+// and group fixed, file modes reduced to 0644 or 0755, and a gzip header
+// without name or time. Files that o's ignore rules exclude are left out;
+// any other entry that is not a regular file or a directory (a symlink, a
+// socket, a device) is refused, because the fetcher refuses it too, and
+// it is better to hear so before an upload than from every pod after it.
+func Dir(dir string, o Options) (*Artifact, error) {
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", dir, err)
+	}
+	if fi, err := os.Stat(root); err != nil {
+		return nil, fmt.Errorf("pack %s: %w", dir, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("pack %s: not a directory", dir)
+	}
+	ign, err := LoadIgnore(root, o)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	// The zero gzip.Header has no name and no mtime.
+	gz, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	tw := tar.NewWriter(gz)
+	a := &Artifact{}
+	// WalkDir visits each directory's entries sorted by name, whatever
+	// order the file system keeps them in.
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if path == root {
+			return nil
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if ign.Match(rel, d.IsDir()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch t := d.Type(); {
+		case t.IsDir():
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o755, ModTime: epoch})
+		case t.IsRegular():
+			return a.addFile(tw, path, rel)
+		case t&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(path)
+			return fmt.Errorf("%s is a symlink (to %q): the fetcher refuses links in an artifact (reason unsafe_path); copy the file in its place or list it in %s", rel, target, IgnoreFile)
+		default:
+			return fmt.Errorf("%s is a %s, not a regular file or directory: the fetcher refuses it (reason unsupported_entry); list it in %s", rel, t.Type(), IgnoreFile)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", dir, err)
+	}
+	if err := errors.Join(tw.Close(), gz.Close()); err != nil {
+		return nil, fmt.Errorf("pack %s: %w", dir, err)
+	}
+	a.Data = buf.Bytes()
+	sum := sha256.Sum256(a.Data)
+	a.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	return a, nil
+}
+
+// addFile reads the whole file before writing its header, so that a file
+// being saved while it is packed cannot break the archive's sizes.
+func (a *Artifact) addFile(tw *tar.Writer, path, rel string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	mode := int64(0o644)
+	if fi.Mode().Perm()&0o111 != 0 {
+		mode = 0o755
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel, Size: int64(len(data)), Mode: mode, ModTime: epoch}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(data); err != nil {
+		return err
+	}
+	a.Files++
+	a.Bytes += int64(len(data))
+	return nil
+}
