@@ -149,6 +149,10 @@ func TestRefreshLive(t *testing.T) {
 	if m := liveLine.FindStringSubmatch(line); m == nil || m[1] != digestOf(art) {
 		t.Errorf("line %q does not match %s", line, liveLine)
 	}
+	ev := h.waitEvent(EventRefreshLive)
+	if ev.Type != corev1.EventTypeNormal || !strings.Contains(ev.Message, digestOf(art)) || !strings.Contains(ev.Message, testPod) {
+		t.Errorf("RefreshLive event %s: %q", ev.Type, ev.Message)
+	}
 }
 
 func writeLoaded(t *testing.T, workspace, digest string) {

@@ -16,9 +16,13 @@ import (
 )
 
 // Event reasons on the Deployment, shown by kubectl describe.
+// RefreshLive follows RefreshSucceeded once the running app has loaded
+// the release: `kubectl devhot push` waits for it, so that it returns only
+// when the new code answers.
 const (
 	EventRefreshSucceeded = "RefreshSucceeded"
 	EventRefreshFailed    = "RefreshFailed"
+	EventRefreshLive      = "RefreshLive"
 )
 
 // eventComponent is the source of the fetcher's Events.
@@ -65,7 +69,10 @@ func (f *Fetcher) succeeded(ctx context.Context, o outcome) context.CancelFunc {
 		_, err := f.ws.WaitLoaded(lctx, o.res.Digest, f.retouch)
 		switch {
 		case err == nil:
-			marker(f.out, "REFRESH_LIVE", "digest", o.res.Digest, "live_ms", ms(time.Since(o.job.obs.seen)))
+			live := time.Since(o.job.obs.seen)
+			marker(f.out, "REFRESH_LIVE", "digest", o.res.Digest, "live_ms", ms(live))
+			f.recorder.AnnotatedEventf(o.job.obs.ref, eventAnnotations(d), corev1.EventTypeNormal, EventRefreshLive,
+				"Loaded %s on pod %s in %s%s", o.res.Digest, f.cfg.PodName, live.Round(time.Millisecond), commit(d))
 		case errors.Is(err, context.DeadlineExceeded):
 			f.log.Warn("the app has not loaded the release", "digest", o.res.Digest, "waited", liveWait)
 		case lctx.Err() == nil:
