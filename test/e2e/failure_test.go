@@ -11,6 +11,7 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/fetcher"
+	"github.com/aether-dev/aether-devhot/test/controlplane"
 )
 
 // An artifact that does not match its digest is refused: REFRESH_FAIL
@@ -26,7 +27,7 @@ func TestChecksumMismatchKeepsOldVersion(t *testing.T) {
 	wrong := s.build(3).Digest
 	s.annotate(annotations.Digest+"="+wrong, annotations.ArtifactURL+"="+url)
 
-	eventually(t, "REFRESH_FAIL reason=checksum", 10*time.Second, func() error {
+	controlplane.Eventually(t, "REFRESH_FAIL reason=checksum", 10*time.Second, func() error {
 		for _, l := range markers(pod, "REFRESH_FAIL") {
 			if field(l, "reason") == "checksum" && field(l, "digest") == wrong {
 				t.Logf("fetcher: %s", l)
@@ -35,7 +36,7 @@ func TestChecksumMismatchKeepsOldVersion(t *testing.T) {
 		}
 		return fmt.Errorf("fetcher log has %q", markers(pod, "REFRESH_FAIL"))
 	})
-	eventually(t, "a RefreshFailed Event on the Deployment", 10*time.Second, func() error {
+	controlplane.Eventually(t, "a RefreshFailed Event on the Deployment", 10*time.Second, func() error {
 		evs, err := cp.Clientset.CoreV1().Events(s.ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			return err

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/aether-dev/aether-devhot/test/controlplane"
 )
@@ -25,55 +24,29 @@ var (
 	fetcherBin string
 )
 
-// requireEnv makes a missing control plane a failure instead of a skip;
-// `make test` sets it.
-const requireEnv = "AETHER_REQUIRE_INTEGRATION"
-
 func TestMain(m *testing.M) {
-	if _, err := controlplane.Assets(); err != nil {
-		if os.Getenv(requireEnv) != "" {
-			fmt.Fprintln(os.Stderr, "FAIL:", err)
-			os.Exit(1)
-		}
-		fmt.Fprintln(os.Stderr, "SKIP e2e tests:", err)
-		os.Exit(0)
-	}
 	if _, err := exec.LookPath("node"); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: the e2e tests run the app under node --watch:", err)
 		os.Exit(1)
 	}
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "aether-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	started := time.Now()
-
-	fetcherBin = filepath.Join(dir, "fetcher")
-	build := exec.Command("go", "build", "-o", fetcherBin, "./cmd/fetcher")
-	build.Dir = controlplane.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./cmd/fetcher: %v\n%s", err, out)
-		return 1
-	}
-
-	cp, err = controlplane.Start(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cp.Stop()
-	stop, err := cp.StartWebhook(cp.WebhookOptions())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer stop()
-	fmt.Fprintf(os.Stderr, "fetcher built, control plane and webhook up in %s\n", time.Since(started).Round(time.Millisecond))
-	return m.Run()
+	controlplane.Main(m, "e2e", func(c *controlplane.ControlPlane) (func(), error) {
+		cp = c
+		dir, err := os.MkdirTemp("", "aether-e2e-fetcher-")
+		if err != nil {
+			return nil, err
+		}
+		fetcherBin = filepath.Join(dir, "fetcher")
+		build := exec.Command("go", "build", "-o", fetcherBin, "./cmd/fetcher")
+		build.Dir = controlplane.RepoRoot()
+		if out, err := build.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("go build ./cmd/fetcher: %v\n%s", err, out)
+		}
+		stop, err := cp.StartWebhook(cp.WebhookOptions())
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		return func() { stop(); os.RemoveAll(dir) }, nil
+	})
 }

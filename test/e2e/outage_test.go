@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/aether-dev/aether-devhot/test/controlplane"
 )
 
 // recoveryCeiling is issue 4's bound from the API server's return to the
@@ -30,7 +32,7 @@ func TestRecoveryAfterAPIOutage(t *testing.T) {
 	proxy.Cut()
 	cut := time.Now()
 	// The fetcher has noticed once it tries to reconnect and is refused.
-	eventually(t, "the fetcher to try to reconnect", 10*time.Second, func() error {
+	controlplane.Eventually(t, "the fetcher to try to reconnect", 10*time.Second, func() error {
 		if proxy.refused.Load() == 0 {
 			return fmt.Errorf("no connection attempt")
 		}

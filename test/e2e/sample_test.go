@@ -57,12 +57,12 @@ func newSample(t *testing.T) *sample {
 
 	sa := s.deployment().Spec.Template.Spec.ServiceAccountName
 	s.kubeconfig = filepath.Join(s.dir, "fetcher.kubeconfig")
-	eventually(t, "token for service account "+sa, 15*time.Second, func() error {
+	controlplane.Eventually(t, "token for service account "+sa, 15*time.Second, func() error {
 		return cp.ServiceAccountKubeconfig(s.ns, sa, s.kubeconfig)
 	})
 	// What the fetcher's informer does first; RBAC takes a moment to apply.
 	client := clientFor(t, s.kubeconfig)
-	eventually(t, "RBAC for "+sa, 15*time.Second, func() error {
+	controlplane.Eventually(t, "RBAC for "+sa, 15*time.Second, func() error {
 		_, err := client.AppsV1().Deployments(s.ns).List(context.Background(), metav1.ListOptions{
 			FieldSelector: fields.OneTermEqualSelector("metadata.name", deployment).String(),
 		})
@@ -272,19 +272,4 @@ func namespaceName(t *testing.T) string {
 		name = name[:63]
 	}
 	return strings.Trim(name, "-")
-}
-
-func eventually(t *testing.T, what string, timeout time.Duration, ok func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := ok()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -7,12 +7,10 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -28,47 +26,19 @@ var (
 	stopWebhook func()
 )
 
-// requireEnv makes a missing control plane a failure instead of a skip;
-// `make test` sets it.
-const requireEnv = "AETHER_REQUIRE_INTEGRATION"
-
 func TestMain(m *testing.M) {
-	if _, err := controlplane.Assets(); err != nil {
-		if os.Getenv(requireEnv) != "" {
-			fmt.Fprintln(os.Stderr, "FAIL:", err)
-			os.Exit(1)
+	controlplane.Main(m, "integration", func(c *controlplane.ControlPlane) (func(), error) {
+		cp = c
+		var err error
+		if stopWebhook, err = cp.StartWebhook(cp.WebhookOptions()); err != nil {
+			return nil, err
 		}
-		fmt.Fprintln(os.Stderr, "SKIP integration tests:", err)
-		os.Exit(0)
-	}
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "aether-integration-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	started := time.Now()
-	cp, err = controlplane.Start(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cp.Stop()
-	if stopWebhook, err = cp.StartWebhook(cp.WebhookOptions()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if stopWebhook != nil {
-			stopWebhook()
-		}
-	}()
-	fmt.Fprintf(os.Stderr, "control plane and webhook up in %s\n", time.Since(started).Round(time.Millisecond))
-	return m.Run()
+		return func() {
+			if stopWebhook != nil {
+				stopWebhook()
+			}
+		}, nil
+	})
 }
 
 // sample returns test/testdata/deployment.yaml, edited by the replacer
@@ -121,21 +91,6 @@ func getDeployment(t *testing.T, ns, name string) *appsv1.Deployment {
 		t.Fatal(err)
 	}
 	return &d
-}
-
-func eventually(t *testing.T, what string, timeout time.Duration, ok func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := ok()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func mustJSON(t *testing.T, v any) string {
