@@ -26,6 +26,12 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
+// eventRate lets each pod report about one refresh a second: client-go's
+// default (a burst of 25, then one per 5 minutes per object) silenced the
+// Events of a `kubectl devhot push --watch` session after a dozen saves,
+// and the CLI waits on those Events.
+var eventRate = record.CorrelatorOptions{BurstSize: 100, QPS: 2}
+
 // liveWait bounds how long the fetcher waits for the app to load a release
 // before it stops touching boot.cjs: an app that crashes on start would
 // otherwise be restarted every retouch, forever.
@@ -122,7 +128,7 @@ func (f *Fetcher) Run(ctx context.Context) error {
 		}
 	}()
 
-	events := record.NewBroadcaster()
+	events := record.NewBroadcaster(record.WithCorrelatorOptions(eventRate))
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: f.client.CoreV1().Events("")})
 	f.recorder = events.NewRecorder(scheme.Scheme, eventSource(f.cfg.PodName))
 

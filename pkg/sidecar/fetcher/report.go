@@ -60,13 +60,15 @@ func (f *Fetcher) succeeded(ctx context.Context, o outcome) context.CancelFunc {
 
 	// An app that has never loaded a release is not running yet: it loads
 	// current when it starts, and a touch now would only restart it twice.
+	// Wait for it without touching, so that RefreshLive still follows.
+	retouch := f.retouch
 	if _, err := f.ws.Loaded(); errors.Is(err, fs.ErrNotExist) {
-		return func() {}
+		retouch = 2 * liveWait
 	}
 	lctx, cancel := context.WithTimeout(ctx, liveWait)
 	f.bg.Go(func() {
 		defer cancel()
-		_, err := f.ws.WaitLoaded(lctx, o.res.Digest, f.retouch)
+		_, err := f.ws.WaitLoaded(lctx, o.res.Digest, retouch)
 		switch {
 		case err == nil:
 			live := time.Since(o.job.obs.seen)
