@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/pack"
+	"github.com/aether-dev/aether-devhot/pkg/store"
+)
+
+// Defaults of the in-cluster store that the chart installs.
+const (
+	defaultStoreNamespace = "aether-devhot"
+	defaultStoreService   = "aether-devhot-store"
+	// storePortName is the Service port the API server proxies to.
+	storePortName = "http"
+)
+
+type pushOptions struct {
+	watch              bool
+	includeNodeModules bool
+	store              string
+	artifactBaseURL    string
+	storeNamespace     string
+	storeService       string
+	timeout            time.Duration
+}
+
+func newPushCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := pushOptions{}
+	cmd := &cobra.Command{
+		Use:   "push DEPLOYMENT [DIR]",
+		Short: "Pack DIR, upload it, and wait until every pod of DEPLOYMENT runs it",
+		Long: `Pack DIR (default .) into a deterministic .tar.gz, leaving out .git, node_modules
+and what .devhotignore lists; upload it to the artifact store; annotate the
+Deployment with its digest and URL; and wait until each pod's fetcher reports
+that the app has loaded it. An unchanged tree changes nothing.
+
+With --watch it pushes again on every change under DIR, until Ctrl-C.`,
+		Example: `  kubectl devhot push deploy/web ./app
+  kubectl devhot push web --watch
+  kubectl devhot push web ./app --store http://localhost:8080`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := deploymentName(args[0])
+			if err != nil {
+				return err
+			}
+			dir := "."
+			if len(args) == 2 {
+				dir = args[1]
+			}
+			p, err := newPusher(flags, o, name, dir, streams.Out)
+			if err != nil {
+				return err
+			}
+			if o.watch {
+				return p.watch(cmd.Context())
+			}
+			_, err = p.push(cmd.Context(), time.Now())
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.watch, "watch", "w", false, "push again on every change under DIR, until interrupted")
+	f.BoolVar(&o.includeNodeModules, "include-node-modules", false, "pack node_modules directories too")
+	f.StringVar(&o.store, "store", "", "upload straight to this store URL instead of through the API server's service proxy")
+	f.StringVar(&o.artifactBaseURL, "artifact-base-url", "",
+		"the store's URL as the pods reach it, for aether.dev/artifact-url (default: the in-cluster Service, or --store when given)")
+	f.StringVar(&o.storeNamespace, "store-namespace", defaultStoreNamespace, "namespace of the store's Service")
+	f.StringVar(&o.storeService, "store-service", defaultStoreService, "name of the store's Service")
+	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long one push waits for every pod to load the new code")
+	return cmd
+}
+
+// pusher pushes one directory to one Deployment.
+type pusher struct {
+	o            pushOptions
+	c            *cluster
+	name, dir    string
+	store        *store.Client
+	artifactBase string
+	out          io.Writer
+}
+
+func newPusher(flags *genericclioptions.ConfigFlags, o pushOptions, name, dir string, out io.Writer) (*pusher, error) {
+	c, err := connect(flags)
+	if err != nil {
+		return nil, err
+	}
+	// The webhook repeats its admission warnings (entry parsed, sidecar
+	// mode) on every annotation; enable has shown them already.
+	quiet := rest.CopyConfig(c.config)
+	quiet.WarningHandler = rest.NoWarnings{}
+	if c.client, err = kubernetes.NewForConfig(quiet); err != nil {
+		return nil, err
+	}
+	p := &pusher{o: o, c: c, name: name, dir: dir, out: out}
+	if o.store != "" {
+		p.store = &store.Client{HTTP: &http.Client{Timeout: 5 * time.Minute}, Base: o.store}
+		p.artifactBase = o.store
+	} else {
+		// The user's own credentials and RBAC (services/proxy) decide who
+		// may push; no ingress or port-forward is needed.
+		hc, err := rest.HTTPClientFor(c.config)
+		if err != nil {
+			return nil, err
+		}
+		p.store = &store.Client{HTTP: hc, Base: fmt.Sprintf("%s/api/v1/namespaces/%s/services/%s:%s/proxy",
+			strings.TrimSuffix(c.config.Host, "/"), o.storeNamespace, o.storeService, storePortName)}
+		p.artifactBase = fmt.Sprintf("http://%s.%s.svc", o.storeService, o.storeNamespace)
+	}
+	if o.artifactBaseURL != "" {
+		p.artifactBase = o.artifactBaseURL
+	}
+	return p, nil
+}
+
+// pushResult is what one push did.
+type pushResult struct {
+	digest    string
+	unchanged bool
+}
+
+// push packs, uploads, annotates and waits. started is when the change
+// began (the save, under --watch); latencies are reported from there.
+func (p *pusher) push(ctx context.Context, started time.Time) (pushResult, error) {
+	a, err := pack.Dir(p.dir, pack.Options{IncludeNodeModules: p.o.includeNodeModules})
+	if err != nil {
+		return pushResult{}, err
+	}
+	fmt.Fprintf(p.out, "packed %s: %d files, %d bytes, %s\n", p.dir, a.Files, len(a.Data), a.Digest)
+	d, err := p.c.deployment(ctx, p.name)
+	if err != nil {
+		return pushResult{}, err
+	}
+	if d.Labels[annotations.DevHot] != annotations.DevHotEnabled {
+		return pushResult{}, fmt.Errorf("deployment %s is not labelled %s=true: run `kubectl devhot enable %s` first", p.name, annotations.DevHot, p.name)
+	}
+	if _, ok := d.Annotations[annotations.Injected]; !ok {
+		return pushResult{}, fmt.Errorf("deployment %s is labelled but the webhook has not injected the fetcher: is aether-devhot installed?", p.name)
+	}
+	if err := p.upload(ctx, a); err != nil {
+		return pushResult{}, err
+	}
+	url := strings.TrimSuffix(p.artifactBase, "/") + store.BlobPath(a.Hex())
+	if d.Annotations[annotations.Digest] == a.Digest && d.Annotations[annotations.ArtifactURL] == url {
+		fmt.Fprintf(p.out, "deployment.apps/%s already has %s: nothing to do\n", p.name, a.Digest)
+		return pushResult{digest: a.Digest, unchanged: true}, nil
+	}
+	pods, replicas, err := expectedPods(ctx, p.c, d)
+	if err != nil {
+		return pushResult{}, err
+	}
+	rv, err := eventsSince(ctx, p.c, p.name)
+	if err != nil {
+		return pushResult{}, err
+	}
+	commit := commitOf(ctx, p.dir)
+	if err := p.annotate(ctx, a.Digest, url, commit); err != nil {
+		return pushResult{}, err
+	}
+	if commit == "" {
+		commit = "none: not a git checkout"
+	}
+	fmt.Fprintf(p.out, "annotated deployment.apps/%s (commit %s)\n", p.name, commit)
+	r := newRollout(a.Digest, started, pods, replicas, p.out)
+	wctx, cancel := context.WithTimeout(ctx, p.o.timeout)
+	defer cancel()
+	if err := r.wait(wctx, p.c, p.name, rv); err != nil {
+		return pushResult{digest: a.Digest}, err
+	}
+	fmt.Fprintf(p.out, "deployment.apps/%s: %s live on %d/%d pods in %s\n", p.name, a.Digest, len(r.pods), r.count, ms(r.slowest()))
+	return pushResult{digest: a.Digest}, nil
+}
+
+// upload puts the artifact in the store unless it is there already.
+func (p *pusher) upload(ctx context.Context, a *pack.Artifact) error {
+	has, err := p.store.Has(ctx, a.Hex())
+	if err == nil && !has {
+		err = p.store.Put(ctx, a.Hex(), a.Data)
+	}
+	if err != nil && p.o.store == "" {
+		return fmt.Errorf("%w\n(is the store installed? the chart's store.enabled; or pass --store URL)", err)
+	}
+	return err
+}
+
+// annotate sets the digest, URL, commit and build time in one merge
+// patch of metadata: no rollout, and one event for the fetchers.
+func (p *pusher) annotate(ctx context.Context, digest, url, commit string) error {
+	var commitValue any // null removes a stale commit of an earlier push
+	if commit != "" {
+		commitValue = commit
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{
+		annotations.Digest:         digest,
+		annotations.ArtifactURL:    url,
+		annotations.CommitSHA:      commitValue,
+		annotations.BuildTimestamp: time.Now().UTC().Format(time.RFC3339),
+	}}})
+	if err != nil {
+		return err
+	}
+	_, err = p.c.client.AppsV1().Deployments(p.c.namespace).Patch(ctx, p.name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		return fmt.Errorf("annotate deployment %s: %w", p.name, err)
+	}
+	return nil
+}
