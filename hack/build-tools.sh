@@ -45,3 +45,4 @@ build() { # name module package ldflags
 build etcd etcd . ""
 build kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver "$version_ldflags"
 build kubectl kube k8s.io/kubernetes/cmd/kubectl "$version_ldflags"
+build helm helm helm.sh/helm/v3/cmd/helm "$(awk '$1 == "k8s.io/client-go" { split($2, v, "."); printf "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=%s -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=%s", v[2], v[2] }' "$root/hack/tools/helm/go.mod")"
