@@ -56,3 +56,43 @@ run:
 .PHONY: clean
 clean:
 	rm -f $(BIN)/webhook $(BIN)/fetcher
+
+## Install paths (README "Install"). IMG is the image to build and deploy;
+## NAMESPACE the webhook's namespace for make deploy.
+IMG ?= aether-devhot:dev
+NAMESPACE ?= aether-system
+KUBECTL ?= kubectl
+## HELM renders make deploy; another helm than the pinned bin/helm skips make tools.
+HELM ?= $(BIN)/helm
+
+## helm-lint: lint the chart and render it with its defaults (bin/helm: make tools).
+.PHONY: helm-lint
+helm-lint: tools
+	$(BIN)/helm lint --strict charts/aether-devhot
+	$(BIN)/helm template aether-devhot charts/aether-devhot --namespace $(NAMESPACE) >/dev/null
+
+## manifests: render the chart into the committed plain manifest deploy/aether-devhot.yaml
+## (defaults: image aether-devhot:dev, namespace aether-system, no cert-manager).
+.PHONY: manifests
+manifests: tools
+	IMG= NAMESPACE= deploy/render.sh
+
+## deploy: render for IMG and NAMESPACE into bin/, apply it to $$KUBECONFIG, then make the
+## TLS Secret and caBundle (certs/).
+.PHONY: deploy
+deploy: $(if $(filter $(BIN)/helm,$(HELM)),tools)
+	HELM=$(HELM) IMG=$(IMG) NAMESPACE=$(NAMESPACE) deploy/render.sh $(BIN)/aether-devhot.yaml
+	$(KUBECTL) apply --server-side -f $(BIN)/aether-devhot.yaml
+	go run ./certs --namespace $(NAMESPACE)
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/aether-devhot --timeout=180s
+
+## docker-build: build the image IMG (holds /webhook and /fetcher); skipped without a Docker engine.
+.PHONY: docker-build
+docker-build:
+	@if ! docker info >/dev/null 2>&1; then echo "docker not available: skipped"; exit 0; fi; \
+	docker build -t $(IMG) .
+
+## e2e-kind: kind cluster, image, cert-manager, chart, then test/e2e on real pods; skipped without Docker.
+.PHONY: e2e-kind
+e2e-kind:
+	IMG=$(IMG) test/kind/e2e.sh
