@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -16,12 +17,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 
+	"github.com/aether-dev/aether-devhot/pkg/fleet"
 	"github.com/aether-dev/aether-devhot/pkg/mutate"
 	"github.com/aether-dev/aether-devhot/pkg/rbac"
 	"github.com/aether-dev/aether-devhot/pkg/readmit"
@@ -32,8 +35,8 @@ import (
 const LeaderElectionID = "aether-devhot.aether.dev"
 
 // NewManager builds the manager from cfg and o: the webhook at
-// mutate.Path on every replica; the RBAC and readmit reconcilers on the
-// leader.
+// mutate.Path on every replica; the RBAC and readmit reconcilers, and with
+// o.IngestFetcherLogs the fleet Ingester, on the leader.
 func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -96,14 +99,36 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("readmit reconciler: %w", err)
 	}
+	if o.IngestFetcherLogs {
+		if err := addIngester(mgr); err != nil {
+			return nil, fmt.Errorf("--ingest-fetcher-logs: %w", err)
+		}
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return nil, err
 	}
-	ctrl.Log.WithName("setup").Info("webhook configured", "path", mutate.Path, "sidecarMode", mode, "fetcherImage", o.FetcherImage)
+	ctrl.Log.WithName("setup").Info("webhook configured", "path", mutate.Path, "sidecarMode", mode, "fetcherImage", o.FetcherImage,
+		"ingestFetcherLogs", o.IngestFetcherLogs)
 	return mgr, nil
+}
+
+// addIngester runs the fleet Ingester on the leader, with its metrics on
+// controller-runtime's registry, which the manager serves at /metrics. It
+// watches pods through an informer of its own, not the manager's cache, so
+// that pods are cached only when fleet metrics are on.
+func addIngester(mgr ctrl.Manager) error {
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	ing, err := fleet.New(cs, metrics.Registry, mgr.GetLogger().WithName("fleet"))
+	if err != nil {
+		return err
+	}
+	return mgr.Add(ing)
 }
 
 // resolveMode turns --sidecar-mode=auto into native when the API server is

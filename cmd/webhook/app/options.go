@@ -6,6 +6,7 @@ package app
 import (
 	"flag"
 	"fmt"
+	"strconv"
 
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
@@ -29,6 +30,11 @@ type Options struct {
 	FetcherImage         string
 	SidecarMode          string
 	EnableHTTP2          bool
+	// IngestFetcherLogs turns on fleet metrics: the leader tails the
+	// fetchers' logs and exports their REFRESH_* markers per namespace on
+	// its own /metrics (package fleet). Off by default, because it needs
+	// cluster-wide read access to pods and pods/log.
+	IngestFetcherLogs bool
 	// SkipControllerNameValidation lets one process build the manager more
 	// than once, as tests that restart the webhook do. It has no flag.
 	SkipControllerNameValidation bool
@@ -44,6 +50,30 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.FetcherImage, "fetcher-image", DefaultFetcherImage, "Image of the injected fetcher sidecar.")
 	fs.StringVar(&o.SidecarMode, "sidecar-mode", ModeAuto, "How the fetcher runs: native (Kubernetes >= 1.29), legacy, or auto to ask the API server once at start.")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Serve the webhook and metrics over HTTP/2 as well (off against HTTP/2 rapid-reset attacks).")
+	fs.BoolVar(&o.IngestFetcherLogs, "ingest-fetcher-logs", false, "Tail the fetchers' logs and export their refreshes per namespace on /metrics; needs list,watch on pods and get on pods/log cluster-wide. "+IngestEnv+"=1 also turns it on.")
+}
+
+// IngestEnv turns on --ingest-fetcher-logs from the environment, for
+// installs that set env rather than args.
+const IngestEnv = "AETHER_DEV_HOT_INGEST"
+
+// ApplyEnv reads IngestEnv from getenv after fs is parsed. A flag given on
+// the command line wins over the environment, as in git-sync.
+func (o *Options) ApplyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	v := getenv(IngestEnv)
+	if v == "" {
+		return nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%s=%q: want 1 or 0", IngestEnv, v)
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "ingest-fetcher-logs" })
+	if !given {
+		o.IngestFetcherLogs = on
+	}
+	return nil
 }
 
 // Validate reports the first bad option, naming its flag.

@@ -42,8 +42,57 @@ func TestDefaultsMatchDesign(t *testing.T) {
 	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
 	o.AddFlags(fs)
 	if o.WebhookPort != 9443 || o.MetricsBindAddress != ":8080" || o.HealthProbeBindAddr != ":8081" ||
-		o.LeaderElect || o.SidecarMode != ModeAuto || o.EnableHTTP2 {
+		o.LeaderElect || o.SidecarMode != ModeAuto || o.EnableHTTP2 || o.IngestFetcherLogs {
 		t.Fatalf("defaults differ from DESIGN.md: %+v", o)
+	}
+}
+
+// TestIngestFetcherLogs: the flag and AETHER_DEV_HOT_INGEST each turn
+// fleet metrics on, and a flag given on the command line wins.
+func TestIngestFetcherLogs(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     string
+		want    bool
+		wantErr string
+	}{
+		{name: "default off"},
+		{name: "flag", args: []string{"--ingest-fetcher-logs"}, want: true},
+		{name: "flag false", args: []string{"--ingest-fetcher-logs=false"}},
+		{name: "env 1", env: "1", want: true},
+		{name: "env 0", env: "0"},
+		{name: "env true", env: "true", want: true},
+		{name: "flag false wins over env 1", args: []string{"--ingest-fetcher-logs=false"}, env: "1"},
+		{name: "flag wins over env 0", args: []string{"--ingest-fetcher-logs"}, env: "0", want: true},
+		{name: "bad env", env: "yes", wantErr: `AETHER_DEV_HOT_INGEST="yes"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o Options
+			fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+			o.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := o.ApplyEnv(fs, func(k string) string {
+				if k == IngestEnv {
+					return tc.env
+				}
+				return ""
+			})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.IngestFetcherLogs != tc.want {
+				t.Errorf("IngestFetcherLogs = %v, want %v", o.IngestFetcherLogs, tc.want)
+			}
+		})
 	}
 }
 

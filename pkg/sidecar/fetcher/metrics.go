@@ -9,17 +9,7 @@ import (
 
 // reasons is the closed enum of failure reasons. Their series exist from the
 // start at 0, so that rate() and alerts see the first failure.
-var reasons = []release.Reason{
-	release.ReasonBadAnnotation,
-	release.ReasonDownload,
-	release.ReasonHTTPStatus,
-	release.ReasonSizeLimit,
-	release.ReasonChecksum,
-	release.ReasonUnsafePath,
-	release.ReasonUnsupportedEntry,
-	release.ReasonExtract,
-	release.ReasonPublish,
-}
+var reasons = release.Reasons()
 
 // Metrics are the fetcher's Prometheus series (DESIGN.md "Fetcher"), on a
 // registry of their own so that nothing else in the binary leaks into them.

@@ -37,6 +37,23 @@ const (
 	ReasonPublish Reason = "publish"
 )
 
+// Reasons returns every Reason, in the order above, for the fetcher's
+// metrics and for the manager's fleet metrics, which parse them back from
+// REFRESH_FAIL lines; one list keeps the two from drifting apart.
+func Reasons() []Reason {
+	return []Reason{
+		ReasonBadAnnotation,
+		ReasonDownload,
+		ReasonHTTPStatus,
+		ReasonSizeLimit,
+		ReasonChecksum,
+		ReasonUnsafePath,
+		ReasonUnsupportedEntry,
+		ReasonExtract,
+		ReasonPublish,
+	}
+}
+
 // Error carries the Reason of a failure next to its cause, so the fetcher can
 // count failures by reason and still log the full text.
 type Error struct {

@@ -1,0 +1,143 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric names: the fetcher's seed metrics (DESIGN.md "Fetcher"), summed
+// over the fetchers of each namespace, plus a health counter for the
+// ingestion itself.
+const (
+	// MetricRefreshTotal counts REFRESH_OK lines: releases published.
+	MetricRefreshTotal = "dev_hot_fleet_refresh_total"
+	// MetricRefreshFailureTotal counts REFRESH_FAIL lines by reason, one of
+	// release.Reason or ReasonUnknown.
+	MetricRefreshFailureTotal = "dev_hot_fleet_refresh_failure_total"
+	// MetricRefreshLatencySeconds is a histogram of REFRESH_OK's latency_ms:
+	// digest seen -> published.
+	MetricRefreshLatencySeconds = "dev_hot_fleet_refresh_latency_seconds"
+	// MetricMalformedLinesTotal counts marker lines with a missing or
+	// unparseable field (Record.Malformed); they are counted above as well,
+	// so this only says that the parser and the fetchers disagree.
+	MetricMalformedLinesTotal = "dev_hot_fleet_malformed_lines_total"
+)
+
+// latencyBuckets are the fetcher's own, so that the fleet histogram and a
+// pod's histogram can be compared bucket by bucket.
+var latencyBuckets = []float64{0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1, 1.5, 2, 3, 5, 10, 20, 30}
+
+// Metrics are the fleet series, labelled by the fetcher pod's namespace.
+// Series live for the life of the process: a namespace that loses its last
+// fetcher keeps its counters, as counters should.
+type Metrics struct {
+	// Refreshes is dev_hot_fleet_refresh_total{namespace}.
+	Refreshes *prometheus.CounterVec
+	// Failures is dev_hot_fleet_refresh_failure_total{namespace,reason}.
+	Failures *prometheus.CounterVec
+	// Latency is dev_hot_fleet_refresh_latency_seconds{namespace}.
+	Latency *prometheus.HistogramVec
+	// Malformed is dev_hot_fleet_malformed_lines_total{namespace}.
+	Malformed *prometheus.CounterVec
+
+	mu     sync.Mutex
+	warmed map[string]bool
+}
+
+// NewMetrics registers the fleet series on reg; the manager passes
+// controller-runtime's metrics.Registry so that they appear on its own
+// /metrics. Series already registered there by an earlier NewMetrics — a
+// process that builds the manager again, as tests do — are shared rather
+// than refused.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{warmed: map[string]bool{}}
+	var err error
+	if m.Refreshes, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricRefreshTotal,
+		Help: "Releases published by the dev-hot fetchers of a namespace (REFRESH_OK log lines).",
+	}, []string{"namespace"})); err != nil {
+		return nil, err
+	}
+	if m.Failures, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricRefreshFailureTotal,
+		Help: "Failed refreshes of the dev-hot fetchers of a namespace by reason (REFRESH_FAIL log lines).",
+	}, []string{"namespace", "reason"})); err != nil {
+		return nil, err
+	}
+	if m.Latency, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    MetricRefreshLatencySeconds,
+		Help:    "Time from a digest first seen to its release published, from the fetchers' REFRESH_OK log lines.",
+		Buckets: latencyBuckets,
+	}, []string{"namespace"})); err != nil {
+		return nil, err
+	}
+	if m.Malformed, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricMalformedLinesTotal,
+		Help: "Fetcher marker log lines with a missing or unparseable field.",
+	}, []string{"namespace"})); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c on reg, or returns the same collector registered
+// there before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, same := are.ExistingCollector.(C); same {
+			return existing, nil
+		}
+	}
+	if err != nil {
+		return c, fmt.Errorf("fleet metrics: %w", err)
+	}
+	return c, nil
+}
+
+// Warm creates namespace's series at 0 when its first fetcher is seen, so
+// that rate() and alerts see the first refresh or failure.
+func (m *Metrics) Warm(namespace string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.warmed[namespace] {
+		return
+	}
+	m.warmed[namespace] = true
+	m.Refreshes.WithLabelValues(namespace)
+	m.Latency.WithLabelValues(namespace)
+	m.Malformed.WithLabelValues(namespace)
+	for _, r := range knownReasons {
+		m.Failures.WithLabelValues(namespace, string(r))
+	}
+}
+
+// Observe counts one record from a fetcher in namespace.
+func (m *Metrics) Observe(namespace string, r Record) {
+	m.Warm(namespace)
+	if len(r.Malformed) > 0 {
+		m.Malformed.WithLabelValues(namespace).Inc()
+	}
+	switch r.Event {
+	case EventRefreshOK:
+		m.Refreshes.WithLabelValues(namespace).Inc()
+		// A missing or bad latency_ms would put a false 0 in the histogram.
+		if !r.malformed("latency_ms") {
+			m.Latency.WithLabelValues(namespace).Observe(r.Latency.Seconds())
+		}
+	case EventRefreshFail:
+		m.Failures.WithLabelValues(namespace, string(r.Reason)).Inc()
+	}
+}
+
+func (r Record) malformed(field string) bool {
+	for _, f := range r.Malformed {
+		if f == field {
+			return true
+		}
+	}
+	return false
+}
