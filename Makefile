@@ -41,7 +41,7 @@ fuzz:
 ## bench: print the performance table (see README "Performance").
 .PHONY: bench
 bench: tools
-	go run ./test/bench/cmd/benchtable
+	go run ./test/bench/cmd/benchtable $(BENCH_FLAGS)
 
 ## demo: start the local control plane and the webhook, apply the sample and show the mutation.
 .PHONY: demo
