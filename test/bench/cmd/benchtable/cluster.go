@@ -92,13 +92,18 @@ func (b *runner) deploy(ns, name string) (*appsv1.Deployment, string, error) {
 	return dep, kc, err
 }
 
-// push serves a and sets the Deployment's digest and URL annotations in
-// one merge patch, as `kubectl annotate` does without its process start;
-// it returns the moment just before the request, where latency starts.
+// push serves a and sets the Deployment's digest and URL annotations; it
+// returns the moment just before the request, where latency starts.
 func (b *runner) push(ns, name string, a artifact.Artifact, blob string) (time.Time, error) {
-	url := b.arts.Put(blob, a.Data)
+	return b.annotate(ns, name, a.Digest, b.arts.Put(blob, a.Data))
+}
+
+// annotate sets the digest and URL annotations in one merge patch, as
+// `kubectl annotate` does without its process start; it returns the
+// moment just before the request.
+func (b *runner) annotate(ns, name, digest, url string) (time.Time, error) {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
-		annotations.Digest: a.Digest, annotations.ArtifactURL: url,
+		annotations.Digest: digest, annotations.ArtifactURL: url,
 	}}})
 	if err != nil {
 		return time.Time{}, err

@@ -6,8 +6,8 @@
 // Phases, in order: the in-process benchmarks of pkg/mutate,
 // pkg/sidecar/release and test/node (go test -bench); then, on the local
 // control plane (real etcd and kube-apiserver): admission overhead,
-// webhook HTTPS throughput, H1 reload latency (watch and poll), API server
-// load of idle fetchers (watch and poll) and fetcher memory. All traffic
+// webhook HTTPS throughput, H1 reload latency (watch and poll), save →
+// live with kubectl devhot push --watch, API server load of idle fetchers (watch and poll) and fetcher memory. All traffic
 // stays on loopback, every loop is bounded in count and time, and every
 // process it starts is stopped before it exits.
 package main
@@ -46,6 +46,7 @@ type config struct {
 	tputDuration         time.Duration
 	tputMax              int64
 	bigMiB               int64
+	saves                int
 	count                int
 	skipGoTest, keep     bool
 	deadline             time.Duration
@@ -83,6 +84,7 @@ func main() {
 	flag.IntVar(&c.tputRounds, "throughput-rounds", 3, "throughput rounds per server")
 	flag.DurationVar(&c.tputDuration, "throughput-duration", 3*time.Second, "length of one throughput round")
 	flag.Int64Var(&c.tputMax, "throughput-max", 100000, "requests at most per throughput round")
+	flag.IntVar(&c.saves, "saves", 20, "saves for the kubectl devhot push --watch figure")
 	flag.Int64Var(&c.bigMiB, "big-mib", 100, "uncompressed size of the big artifact for the RSS figure, MiB")
 	flag.IntVar(&c.count, "count", 5, "go test -count for the in-process benchmarks")
 	flag.BoolVar(&c.skipGoTest, "skip-go-test", false, "skip the go test -bench phase")
@@ -130,10 +132,8 @@ func (b *runner) run() error {
 	b.res.init()
 	progress("build cmd/fetcher")
 	b.fetcherBin = filepath.Join(b.dir, "fetcher")
-	build := exec.CommandContext(b.ctx, "go", "build", "-o", b.fetcherBin, "./cmd/fetcher")
-	build.Dir = b.root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/fetcher: %v\n%s", err, out)
+	if err := b.goBuild(b.fetcherBin, "./cmd/fetcher"); err != nil {
+		return err
 	}
 
 	if !b.cfg.skipGoTest {
@@ -187,9 +187,20 @@ func (b *runner) run() error {
 
 	b.phase("webhook throughput over HTTPS", func() error { return b.throughput(mwc) })
 	b.phase("H1: annotate → new version answering, watch then poll", b.h1)
+	b.phase("save → live: kubectl devhot push --watch", b.saveLive)
 	b.phase("API server load of idle fetchers, watch then poll", b.apiLoad)
 	b.phase("fetcher RSS, idle and applying the big artifact", b.rss)
 	return b.ctx.Err()
+}
+
+// goBuild builds the package pkg of this module into out.
+func (b *runner) goBuild(out, pkg string) error {
+	build := exec.CommandContext(b.ctx, "go", "build", "-o", out, pkg)
+	build.Dir = b.root
+	if msg, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, msg)
+	}
+	return nil
 }
 
 // phase runs one measurement and records its failure, if any.
