@@ -10,9 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/aether-dev/aether-devhot/test/controlplane"
 )
@@ -24,56 +22,28 @@ var (
 	fetcherBin, pluginBin string
 )
 
-// requireEnv makes a missing control plane a failure instead of a skip;
-// `make test` sets it.
-const requireEnv = "AETHER_REQUIRE_INTEGRATION"
-
 func TestMain(m *testing.M) {
-	if _, err := controlplane.Assets(); err != nil {
-		if os.Getenv(requireEnv) != "" {
-			fmt.Fprintln(os.Stderr, "FAIL:", err)
-			os.Exit(1)
-		}
-		fmt.Fprintln(os.Stderr, "SKIP kubectl devhot tests:", err)
-		os.Exit(0)
-	}
 	if _, err := exec.LookPath("node"); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: the kubectl devhot tests run the app under node --watch:", err)
 		os.Exit(1)
 	}
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "aether-cli-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	started := time.Now()
-	fetcherBin = filepath.Join(dir, "fetcher")
-	pluginBin = filepath.Join(dir, "kubectl-devhot")
-	for bin, pkg := range map[string]string{fetcherBin: "./cmd/fetcher", pluginBin: "./cmd/kubectl-devhot"} {
-		build := exec.Command("go", "build", "-o", bin, pkg)
-		build.Dir = controlplane.RepoRoot()
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
-			return 1
+	controlplane.Main(m, "cli", func(c *controlplane.ControlPlane) (func(), error) {
+		cp = c
+		dir, err := os.MkdirTemp("", "aether-cli-bin-")
+		if err != nil {
+			return nil, err
 		}
-	}
-	cp, err = controlplane.Start(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cp.Stop()
-	stop, err := cp.StartWebhook(cp.WebhookOptions())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer stop()
-	fmt.Fprintf(os.Stderr, "binaries built, control plane and webhook up in %s\n", time.Since(started).Round(time.Millisecond))
-	return m.Run()
+		if fetcherBin, err = controlplane.GoBuild(dir, "./cmd/fetcher"); err == nil {
+			pluginBin, err = controlplane.GoBuild(dir, "./cmd/kubectl-devhot")
+		}
+		var stop func()
+		if err == nil {
+			stop, err = cp.StartWebhook(cp.WebhookOptions())
+		}
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		return func() { stop(); os.RemoveAll(dir) }, nil
+	})
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -52,7 +51,7 @@ type sample struct {
 // would before ever running the plugin.
 func newSample(t *testing.T, fetcherEnv map[string]string) *sample {
 	t.Helper()
-	s := &sample{t: t, ns: namespaceName(t), dir: t.TempDir()}
+	s := &sample{t: t, ns: controlplane.NamespaceName("cli-", t), dir: t.TempDir()}
 	s.src = filepath.Join(s.dir, "src")
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}}
 	if _, err := cp.Clientset.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
@@ -67,11 +66,11 @@ func newSample(t *testing.T, fetcherEnv map[string]string) *sample {
 	}
 	sa := s.deployment().Spec.Template.Spec.ServiceAccountName
 	s.kubeconfig = filepath.Join(s.dir, "fetcher.kubeconfig")
-	eventually(t, "token for service account "+sa, 15*time.Second, func() error {
+	controlplane.Eventually(t, "token for service account "+sa, 15*time.Second, func() error {
 		return cp.ServiceAccountKubeconfig(s.ns, sa, s.kubeconfig)
 	})
 	client := clientFor(t, s.kubeconfig)
-	eventually(t, "RBAC for "+sa, 15*time.Second, func() error {
+	controlplane.Eventually(t, "RBAC for "+sa, 15*time.Second, func() error {
 		_, err := client.AppsV1().Deployments(s.ns).List(context.Background(), metav1.ListOptions{
 			FieldSelector: fields.OneTermEqualSelector("metadata.name", deployment).String(),
 		})
@@ -255,30 +254,6 @@ func clientFor(t *testing.T, kubeconfig string) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// namespaceName turns the test's name into a namespace name.
-func namespaceName(t *testing.T) string {
-	name := "cli-" + strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"))
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	return strings.Trim(name, "-")
-}
-
-func eventually(t *testing.T, what string, timeout time.Duration, ok func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := ok()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // ctxTimeout is a context that ends after d or with the test.

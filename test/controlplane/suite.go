@@ -3,6 +3,10 @@ package controlplane
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,4 +76,27 @@ func Eventually(t testing.TB, what string, timeout time.Duration, ok func() erro
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// NamespaceName turns the test's name into a namespace name with prefix.
+func NamespaceName(prefix string, t testing.TB) string {
+	name := prefix + strings.ToLower(nonAlnum.ReplaceAllString(t.Name(), "-"))
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return strings.Trim(name, "-")
+}
+
+var nonAlnum = regexp.MustCompile(`[^A-Za-z0-9]+`)
+
+// GoBuild builds the command pkg of this module (e.g. "./cmd/fetcher")
+// into dir, and returns the binary's path.
+func GoBuild(dir, pkg string) (string, error) {
+	out := filepath.Join(dir, filepath.Base(pkg))
+	build := exec.Command("go", "build", "-o", out, pkg)
+	build.Dir = RepoRoot()
+	if msg, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, msg)
+	}
+	return out, nil
 }

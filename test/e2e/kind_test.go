@@ -94,7 +94,7 @@ func TestKindH1H2(t *testing.T) {
 	if kubeconfig == "" {
 		t.Skipf("%s is not set: this test runs on a kind cluster with `make e2e-kind` (needs Docker)", KindKubeconfigEnv)
 	}
-	k := &kindCluster{kubeconfig: kubeconfig, ns: namespaceName(t)}
+	k := &kindCluster{kubeconfig: kubeconfig, ns: controlplane.NamespaceName("e2e-", t)}
 	k.kubectl(t, "", "create", "namespace", k.ns)
 	t.Cleanup(func() {
 		if _, err := k.run("", "delete", "namespace", k.ns, "--wait=false"); err != nil {

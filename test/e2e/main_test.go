@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/aether-dev/aether-devhot/test/controlplane"
@@ -31,16 +30,13 @@ func TestMain(m *testing.M) {
 	}
 	controlplane.Main(m, "e2e", func(c *controlplane.ControlPlane) (func(), error) {
 		cp = c
-		dir, err := os.MkdirTemp("", "aether-e2e-fetcher-")
+		dir, err := os.MkdirTemp("", "aether-e2e-bin-")
 		if err != nil {
 			return nil, err
 		}
-		fetcherBin = filepath.Join(dir, "fetcher")
-		build := exec.Command("go", "build", "-o", fetcherBin, "./cmd/fetcher")
-		build.Dir = controlplane.RepoRoot()
-		if out, err := build.CombinedOutput(); err != nil {
+		if fetcherBin, err = controlplane.GoBuild(dir, "./cmd/fetcher"); err != nil {
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("go build ./cmd/fetcher: %v\n%s", err, out)
+			return nil, err
 		}
 		stop, err := cp.StartWebhook(cp.WebhookOptions())
 		if err != nil {

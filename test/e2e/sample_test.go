@@ -48,7 +48,7 @@ type sample struct {
 // watch it, and starts an artifact server.
 func newSample(t *testing.T) *sample {
 	t.Helper()
-	s := &sample{t: t, ns: namespaceName(t), dir: t.TempDir()}
+	s := &sample{t: t, ns: controlplane.NamespaceName("e2e-", t), dir: t.TempDir()}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}}
 	if _, err := cp.Clientset.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -263,13 +263,4 @@ func clientFor(t *testing.T, kubeconfig string) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// namespaceName turns the test's name into a namespace name.
-func namespaceName(t *testing.T) string {
-	name := "e2e-" + strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"))
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	return strings.Trim(name, "-")
 }
