@@ -124,35 +124,10 @@ func (s *sample) startPod(fetcherEnv map[string]string) {
 	s.t.Helper()
 	d := s.deployment()
 	name := deployment + "-local-0"
-	pod, err := localpod.Start(d, localpod.Options{
+	s.pod = localpod.StartT(s.t, d, localpod.Options{
 		Name: name, Namespace: s.ns, Kubeconfig: s.kubeconfig, FetcherBin: fetcherBin,
 		Dir: filepath.Join(s.dir, name), FetcherEnv: fetcherEnv,
-	})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.pod = pod
-	s.t.Cleanup(func() {
-		pod.Stop()
-		if s.t.Failed() {
-			fetcherLog, appLog := pod.Logs()
-			for _, f := range []string{fetcherLog, appLog} {
-				b, _ := os.ReadFile(f)
-				s.t.Logf("%s %s:\n%s", name, filepath.Base(f), b)
-			}
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := pod.WaitReady(ctx); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := pod.StartApp(d, appName); err != nil {
-		s.t.Fatal(err)
-	}
-	if _, err := pod.WaitVersion(ctx, 1); err != nil {
-		s.t.Fatal(err)
-	}
+	}, appName, 1)
 }
 
 // plugin returns the command line of kubectl-devhot as admin in the

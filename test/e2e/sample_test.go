@@ -161,34 +161,10 @@ func (s *sample) startPod(kubeconfig string, v int) *localpod.Pod {
 	}
 	name := fmt.Sprintf("%s-local-%d", deployment, len(s.pods))
 	d := s.deployment()
-	pod, err := localpod.Start(d, localpod.Options{
+	pod := localpod.StartT(s.t, d, localpod.Options{
 		Name: name, Namespace: s.ns, Kubeconfig: kubeconfig, FetcherBin: fetcherBin, Dir: filepath.Join(s.dir, name),
-	})
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	}, appName, v)
 	s.pods = append(s.pods, pod)
-	s.t.Cleanup(func() {
-		pod.Stop()
-		if s.t.Failed() {
-			fetcherLog, appLog := pod.Logs()
-			for _, f := range []string{fetcherLog, appLog} {
-				b, _ := os.ReadFile(f)
-				s.t.Logf("%s %s:\n%s", name, filepath.Base(f), b)
-			}
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := pod.WaitReady(ctx); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := pod.StartApp(d, appName); err != nil {
-		s.t.Fatal(err)
-	}
-	if _, err := pod.WaitVersion(ctx, v); err != nil {
-		s.t.Fatal(err)
-	}
 	return pod
 }
 

@@ -50,7 +50,7 @@ func failureCases(t *testing.T) []failureCase {
 		{"hardlink", release.ReasonUnsafePath, serveArtifact(tgz(t,
 			special("passwd", tar.TypeLink, "/etc/passwd"))), nil},
 		{"device node", release.ReasonUnsupportedEntry, serveArtifact(tgz(t,
-			entry{hdr: tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}})), nil},
+			entry{Header: tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}})), nil},
 		{"tar bomb over the byte cap", release.ReasonSizeLimit, serveArtifact(tgz(t,
 			file("bomb", string(bytes.Repeat([]byte{0}, 256<<10))))), nil},
 		{"too many entries", release.ReasonSizeLimit, serveArtifact(tgz(t,

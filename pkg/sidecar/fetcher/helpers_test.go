@@ -1,12 +1,8 @@
 package fetcher
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -23,6 +19,7 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
+	"github.com/aether-dev/aether-devhot/test/artifact"
 )
 
 const (
@@ -31,53 +28,28 @@ const (
 	testPod        = "app-7d9f-x2x"
 )
 
-// entry is one tar entry of a test artifact, however malicious.
-type entry struct {
-	hdr  tar.Header
-	body []byte
-}
+// entry is one tar entry of a test artifact.
+type entry = artifact.Entry
 
-func file(name, body string) entry {
-	return entry{tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}, []byte(body)}
-}
+var (
+	file     = artifact.File
+	special  = artifact.Special
+	digestOf = artifact.DigestOf
+)
 
-func special(name string, typ byte, link string) entry {
-	return entry{hdr: tar.Header{Name: name, Typeflag: typ, Linkname: link, Mode: 0o644}}
-}
-
-// tgz builds a .tar.gz from entries exactly as given.
+// tgz builds a .tar.gz from entries exactly as given, however malicious.
 func tgz(t testing.TB, entries ...entry) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, e := range entries {
-		hdr := e.hdr
-		hdr.ModTime = time.Unix(1700000000, 0)
-		if err := tw.WriteHeader(&hdr); err != nil {
-			t.Fatalf("tar header %q: %v", hdr.Name, err)
-		}
-		if _, err := tw.Write(e.body); err != nil {
-			t.Fatalf("tar body %q: %v", hdr.Name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
+	b, err := artifact.Build(entries...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 // app is a small valid artifact that says version v.
 func app(t testing.TB, v string) []byte {
 	return tgz(t, file("server.js", "console.log('"+v+"')\n"), file("version.txt", v))
-}
-
-func digestOf(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // artifactServer serves artifacts on loopback and counts requests per path.

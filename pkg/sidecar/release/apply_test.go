@@ -52,26 +52,26 @@ func TestApplyFailures(t *testing.T) {
 		{
 			name: "symlink escape", want: release.ReasonUnsafePath,
 			artifact: func(t *testing.T) []byte {
-				link := entry{hdr: tar.Header{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../..", Mode: 0o777}}
+				link := entry{Header: tar.Header{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../..", Mode: 0o777}}
 				return tgz(t, link, file("up/evil", "evil"))
 			},
 		},
 		{
 			name: "hardlink", want: release.ReasonUnsafePath,
 			artifact: func(t *testing.T) []byte {
-				return tgz(t, entry{hdr: tar.Header{Name: "passwd", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"}})
+				return tgz(t, entry{Header: tar.Header{Name: "passwd", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"}})
 			},
 		},
 		{
 			name: "char device", want: release.ReasonUnsupportedEntry,
 			artifact: func(t *testing.T) []byte {
-				return tgz(t, entry{hdr: tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}})
+				return tgz(t, entry{Header: tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}})
 			},
 		},
 		{
 			name: "fifo", want: release.ReasonUnsupportedEntry,
 			artifact: func(t *testing.T) []byte {
-				return tgz(t, entry{hdr: tar.Header{Name: "pipe", Typeflag: tar.TypeFifo, Mode: 0o644}})
+				return tgz(t, entry{Header: tar.Header{Name: "pipe", Typeflag: tar.TypeFifo, Mode: 0o644}})
 			},
 		},
 		{
@@ -389,10 +389,10 @@ func TestPermissionsNormalised(t *testing.T) {
 	defer setUmask(old)
 	f := newFixture(t)
 	b := tgz(t,
-		entry{hdr: tar.Header{Name: "private/", Typeflag: tar.TypeDir, Mode: 0o700}},
-		entry{tar.Header{Name: "private/secret.js", Typeflag: tar.TypeReg, Mode: 0o600, Size: 1}, []byte("1")},
-		entry{tar.Header{Name: "bin/run", Typeflag: tar.TypeReg, Mode: 0o700, Size: 1}, []byte("1")},
-		entry{tar.Header{Name: "./implicit/parent/file.js", Typeflag: tar.TypeReg, Mode: 0o444, Size: 1}, []byte("1")},
+		entry{Header: tar.Header{Name: "private/", Typeflag: tar.TypeDir, Mode: 0o700}},
+		entry{Header: tar.Header{Name: "private/secret.js", Typeflag: tar.TypeReg, Mode: 0o600, Size: 1}, Body: []byte("1")},
+		entry{Header: tar.Header{Name: "bin/run", Typeflag: tar.TypeReg, Mode: 0o700, Size: 1}, Body: []byte("1")},
+		entry{Header: tar.Header{Name: "./implicit/parent/file.js", Typeflag: tar.TypeReg, Mode: 0o444, Size: 1}, Body: []byte("1")},
 	)
 	tg := f.target("/a.tgz", b)
 	if _, err := f.apply(tg, release.Limits{}); err != nil {

@@ -1,12 +1,8 @@
 package release_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"io/fs"
 	"net/http"
@@ -21,55 +17,31 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
+	"github.com/aether-dev/aether-devhot/test/artifact"
 )
 
 // entry is one tar entry of a test artifact.
-type entry struct {
-	hdr  tar.Header
-	body []byte
-}
+type entry = artifact.Entry
 
-func file(name, body string) entry {
-	return entry{tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}, []byte(body)}
-}
-
-func dir(name string) entry {
-	return entry{hdr: tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}}
-}
+var (
+	file     = artifact.File
+	dir      = artifact.Dir
+	digestOf = artifact.DigestOf
+)
 
 // tgz builds a .tar.gz from entries exactly as given, however malicious.
 func tgz(t testing.TB, entries ...entry) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, e := range entries {
-		hdr := e.hdr
-		hdr.ModTime = time.Unix(1700000000, 0)
-		if err := tw.WriteHeader(&hdr); err != nil {
-			t.Fatalf("tar header %q: %v", hdr.Name, err)
-		}
-		if _, err := tw.Write(e.body); err != nil {
-			t.Fatalf("tar body %q: %v", hdr.Name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
+	b, err := artifact.Build(entries...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 // app is a small valid artifact whose version.txt says v.
 func app(t testing.TB, v string) []byte {
 	return tgz(t, dir("lib/"), file("server.js", "require('./lib/x')\n"), file("lib/x.js", "module.exports = 1\n"), file("version.txt", v))
-}
-
-func digestOf(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // fixture is a workspace alone in its own temp dir, plus an artifact server.

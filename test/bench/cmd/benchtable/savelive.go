@@ -65,25 +65,16 @@ func (b *runner) saveLive() error {
 	if _, err := b.annotate(saveNS, dep.Name, a.Digest, storeURL+store.BlobPath(a.Hex())); err != nil {
 		return err
 	}
-	pod, err := localpod.Start(dep, localpod.Options{
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	pod, err := localpod.StartLive(ctx, dep, localpod.Options{
 		Name: "hello-save", Namespace: saveNS, Kubeconfig: kc, FetcherBin: b.fetcherBin,
 		Dir: filepath.Join(b.dir, "save-pod"),
-	})
+	}, "app", 1)
 	if err != nil {
 		return err
 	}
 	defer pod.Stop()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if err := pod.WaitReady(ctx); err != nil {
-		return err
-	}
-	if err := pod.StartApp(dep, "app"); err != nil {
-		return err
-	}
-	if _, err := pod.WaitVersion(ctx, 1); err != nil {
-		return err
-	}
 
 	plugin := filepath.Join(b.dir, "kubectl-devhot")
 	if err := b.goBuild(plugin, "./cmd/kubectl-devhot"); err != nil {
