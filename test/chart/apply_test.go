@@ -9,9 +9,9 @@ import (
 // TestApplyEveryObject applies what the chart renders, with every toggle,
 // to the real API server, server-side: every object must validate against
 // its built-in or CRD schema (cert-manager's Certificate and Issuer, the
-// Prometheus Operator's monitors), the manager's pod template must pass
-// Pod Security "restricted" without a warning, and every object must then
-// be there.
+// Prometheus Operator's monitors), the manager's and the store's pod
+// templates must pass Pod Security "restricted" without a warning, and
+// every object must then be there.
 func TestApplyEveryObject(t *testing.T) {
 	for name, sets := range toggles {
 		t.Run(name, func(t *testing.T) {

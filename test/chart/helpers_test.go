@@ -109,6 +109,26 @@ func only(t *testing.T, objs []*unstructured.Unstructured, kind string) *unstruc
 	return found[0]
 }
 
+// lookup returns the object of kind called name, or nil.
+func lookup(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	return nil
+}
+
+// named returns the object of kind called name, failing if there is none.
+func named(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	o := lookup(objs, kind, name)
+	if o == nil {
+		t.Fatalf("no %s %s among %v", kind, name, kinds(objs))
+	}
+	return o
+}
+
 // into converts u into a typed object.
 func into[T any](t *testing.T, u *unstructured.Unstructured) *T {
 	t.Helper()
@@ -119,9 +139,17 @@ func into[T any](t *testing.T, u *unstructured.Unstructured) *T {
 	return &v
 }
 
+// deployment is the manager's Deployment of the release aether-devhot.
 func deployment(t *testing.T, objs []*unstructured.Unstructured) *appsv1.Deployment {
 	t.Helper()
-	return into[appsv1.Deployment](t, only(t, objs, "Deployment"))
+	return into[appsv1.Deployment](t, named(t, objs, "Deployment", "aether-devhot"))
+}
+
+// storeDeployment is the artifact store's Deployment of the release
+// aether-devhot.
+func storeDeployment(t *testing.T, objs []*unstructured.Unstructured) *appsv1.Deployment {
+	t.Helper()
+	return into[appsv1.Deployment](t, named(t, objs, "Deployment", "aether-devhot-store"))
 }
 
 func kubectl(t *testing.T, stdin string, args ...string) (string, string) {

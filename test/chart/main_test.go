@@ -3,7 +3,9 @@
 // toggle, a server-side apply of every rendered object (the cert-manager and
 // Prometheus Operator CRDs installed first, from their Go modules), the
 // manager's RBAC checked with `kubectl auth can-i` and by running the
-// manager under its ServiceAccount, and the plain manifest
+// manager under its ServiceAccount, the artifact store's pusher Role
+// checked with `kubectl auth can-i` and requests through the service proxy,
+// and the plain manifest
 // deploy/aether-devhot.yaml with the certs/ tool for installs without
 // cert-manager.
 package chart

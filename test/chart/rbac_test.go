@@ -20,20 +20,51 @@ import (
 )
 
 // access is one `kubectl auth can-i` question: verb on resource (with
-// subresource) in namespace, "" meaning every namespace.
+// subresource, and the object's name if any) in namespace, "" meaning every
+// namespace.
 type access struct {
 	verb, resource, subresource, namespace string
+	name                                   string
 }
 
 func (a access) String() string {
 	s := a.verb + " " + a.resource
+	if a.name != "" {
+		s += "/" + a.name
+	}
 	if a.subresource != "" {
-		s += "/" + a.subresource
+		s += " (" + a.subresource + ")"
 	}
 	if a.namespace != "" {
 		s += " in " + a.namespace
 	}
 	return s
+}
+
+// canI asks the API server, with `kubectl auth can-i --as user`, whether
+// user may do a.
+func canI(t *testing.T, user string, a access) bool {
+	t.Helper()
+	resource := a.resource
+	if a.name != "" {
+		resource += "/" + a.name
+	}
+	args := []string{"auth", "can-i", a.verb, resource, "--as", user}
+	if a.subresource != "" {
+		args = append(args, "--subresource", a.subresource)
+	}
+	if a.namespace == "" {
+		args = append(args, "--all-namespaces")
+	} else {
+		args = append(args, "--namespace", a.namespace)
+	}
+	// can-i exits 1 for "no".
+	out, _, err := cp.Run("", args...)
+	got := strings.TrimSpace(out)
+	if got != "yes" && got != "no" {
+		t.Fatalf("kubectl %s: %q, %v", strings.Join(args, " "), got, err)
+	}
+	return got == "yes"
 }
 
 // accessCheck is an access and whether the manager must have it.
@@ -48,7 +79,7 @@ func managerAccess(ns string, fleet bool) []accessCheck {
 	var rows []accessCheck
 	allow := func(want bool, verbs []string, resource, sub, ns string) {
 		for _, v := range verbs {
-			rows = append(rows, accessCheck{access{v, resource, sub, ns}, want})
+			rows = append(rows, accessCheck{access{verb: v, resource: resource, subresource: sub, namespace: ns}, want})
 		}
 	}
 	crud := []string{"get", "list", "watch", "create", "update", "delete"}
@@ -102,24 +133,8 @@ func TestManagerRBACCanI(t *testing.T) {
 			r := release{"rbac-" + slug, "rbac-" + slug}
 			install(t, r, tc.sets...)
 			for _, c := range managerAccess(r.namespace, tc.fleet) {
-				a := c.access
-				args := []string{"auth", "can-i", a.verb, a.resource, "--as", r.serviceAccount()}
-				if a.subresource != "" {
-					args = append(args, "--subresource", a.subresource)
-				}
-				if a.namespace == "" {
-					args = append(args, "--all-namespaces")
-				} else {
-					args = append(args, "--namespace", a.namespace)
-				}
-				// can-i exits 1 for "no".
-				out, _, err := cp.Run("", args...)
-				got := strings.TrimSpace(out)
-				if got != "yes" && got != "no" {
-					t.Fatalf("kubectl %s: %q, %v", strings.Join(args, " "), got, err)
-				}
-				if want := map[bool]string{true: "yes", false: "no"}[c.want]; got != want {
-					t.Errorf("can %s: %s, want %s", a, got, want)
+				if got := canI(t, r.serviceAccount(), c.access); got != c.want {
+					t.Errorf("can %s: %v, want %v", c.access, got, c.want)
 				}
 			}
 		})

@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,21 +22,25 @@ import (
 // toggles are the value sets every lint and template run covers: the
 // defaults and each switch of values.yaml.
 var toggles = map[string][]string{
-	"defaults":             nil,
-	"without cert-manager": {"certManager.enabled=false"},
-	"existing secret":      {"certManager.enabled=false", "certs.existingSecret=my-tls", "certs.caBundle=Q0EK"},
-	"service monitor":      {"serviceMonitor.enabled=true"},
-	"pod monitor":          {"podMonitor.enabled=true"},
-	"no metrics":           {"metrics.enabled=false"},
-	"fail closed":          {"failurePolicy=Fail"},
-	"legacy sidecars":      {"sidecarMode=legacy"},
-	"debug logs":           {"logLevel=debug"},
-	"own fetcher image":    {"fetcherImage=registry.example.com/fetcher:1.2.3", "image.tag=1.2.3"},
-	"one replica, no pdb":  {"replicaCount=1", "podDisruptionBudget.enabled=false"},
-	"namespace":            {"createNamespace=true"},
-	"excluded namespaces":  {"webhook.excludeNamespaces={team-a,team-b}"},
-	"fleet metrics":        {"fleetMetrics.enabled=true"},
-	"everything":           {"serviceMonitor.enabled=true", "podMonitor.enabled=true", "createNamespace=true", "failurePolicy=Fail", "sidecarMode=native", "logLevel=debug", "fleetMetrics.enabled=true"},
+	"defaults":              nil,
+	"without cert-manager":  {"certManager.enabled=false"},
+	"existing secret":       {"certManager.enabled=false", "certs.existingSecret=my-tls", "certs.caBundle=Q0EK"},
+	"service monitor":       {"serviceMonitor.enabled=true"},
+	"pod monitor":           {"podMonitor.enabled=true"},
+	"no metrics":            {"metrics.enabled=false"},
+	"fail closed":           {"failurePolicy=Fail"},
+	"legacy sidecars":       {"sidecarMode=legacy"},
+	"debug logs":            {"logLevel=debug"},
+	"own fetcher image":     {"fetcherImage=registry.example.com/fetcher:1.2.3", "image.tag=1.2.3"},
+	"one replica, no pdb":   {"replicaCount=1", "podDisruptionBudget.enabled=false"},
+	"namespace":             {"createNamespace=true"},
+	"excluded namespaces":   {"webhook.excludeNamespaces={team-a,team-b}"},
+	"fleet metrics":         {"fleetMetrics.enabled=true"},
+	"no store":              {"store.enabled=false"},
+	"store on a pvc":        {"store.persistence.enabled=true", "store.persistence.size=10Gi", "store.persistence.storageClass=fast"},
+	"own store image, caps": {"store.image=registry.example.com/store:1.2.3", "store.maxBlobBytes=1048576", "store.maxTotalBytes=8388608"},
+	"no pusher role":        {"store.pusherRole.create=false"},
+	"everything":            {"serviceMonitor.enabled=true", "podMonitor.enabled=true", "createNamespace=true", "failurePolicy=Fail", "sidecarMode=native", "logLevel=debug", "fleetMetrics.enabled=true", "store.persistence.enabled=true"},
 }
 
 func TestHelmLint(t *testing.T) {
@@ -90,8 +95,8 @@ func TestTemplateDefaults(t *testing.T) {
 	r := release{"aether-devhot", "aether-system"}
 	objs := objects(t, mustRender(t, r))
 	want := map[string]int{
-		"ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1,
-		"Service": 1, "Deployment": 1, "PodDisruptionBudget": 1, "MutatingWebhookConfiguration": 1,
+		"ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 2, "RoleBinding": 1,
+		"Service": 2, "Deployment": 2, "PodDisruptionBudget": 1, "MutatingWebhookConfiguration": 1,
 		"Issuer": 2, "Certificate": 2,
 	}
 	if got := kinds(objs); !equality.Semantic.DeepEqual(got, want) {
@@ -138,15 +143,7 @@ func TestTemplateDefaults(t *testing.T) {
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources = %v, want requests and a memory limit", c.Resources)
 	}
-	// Pod Security "restricted"; TestApplyEveryObject has the API server check it too.
-	sc := c.SecurityContext
-	if pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot ||
-		pod.SecurityContext.SeccompProfile == nil || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault ||
-		sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
-		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
-		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
-		t.Errorf("security context is not restricted: pod %+v, container %+v", pod.SecurityContext, sc)
-	}
+	checkRestricted(t, pod, c)
 	aa := pod.Affinity
 	if aa == nil || aa.PodAntiAffinity == nil || len(aa.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0 {
 		t.Errorf("no pod anti-affinity: %+v", aa)
@@ -215,6 +212,21 @@ func TestTemplateDefaults(t *testing.T) {
 	}
 }
 
+// checkRestricted fails unless pod and its container c meet Pod Security
+// "restricted" with a read-only root; TestApplyEveryObject has the API
+// server check it too.
+func checkRestricted(t *testing.T, pod corev1.PodSpec, c corev1.Container) {
+	t.Helper()
+	sc := c.SecurityContext
+	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot ||
+		pod.SecurityContext.SeccompProfile == nil || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault ||
+		sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("%s: security context is not restricted: pod %+v, container %+v", c.Name, pod.SecurityContext, sc)
+	}
+}
+
 func TestTemplateToggles(t *testing.T) {
 	r := release{"aether-devhot", "aether-system"}
 	managerArg := func(t *testing.T, objs []*unstructured.Unstructured, flag string) string {
@@ -255,7 +267,7 @@ func TestTemplateToggles(t *testing.T) {
 			if len(eps) != 1 || eps[0].(map[string]any)["port"] != "metrics" {
 				t.Errorf("endpoints = %v, want the metrics port", eps)
 			}
-			svc := into[corev1.Service](t, only(t, objs, "Service"))
+			svc := into[corev1.Service](t, named(t, objs, "Service", "aether-devhot"))
 			if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "metrics" }) {
 				t.Errorf("Service has no metrics port: %v", svc.Spec.Ports)
 			}
@@ -278,7 +290,7 @@ func TestTemplateToggles(t *testing.T) {
 			if got := managerArg(t, objs, "metrics-bind-address"); got != "0" {
 				t.Errorf("--metrics-bind-address = %q, want 0", got)
 			}
-			svc := into[corev1.Service](t, only(t, objs, "Service"))
+			svc := into[corev1.Service](t, named(t, objs, "Service", "aether-devhot"))
 			if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 443 {
 				t.Errorf("Service ports = %v, want only 443", svc.Spec.Ports)
 			}
@@ -335,8 +347,46 @@ func TestTemplateToggles(t *testing.T) {
 			}
 			// The ClusterRole's pod rules are pinned in TestClusterRoleIsWhatTheCodeUses.
 		}},
+		{"no store", toggles["no store"], func(t *testing.T, objs []*unstructured.Unstructured) {
+			for _, k := range [][2]string{{"Deployment", "aether-devhot-store"}, {"Service", "aether-devhot-store"}, {"Role", "aether-devhot-pusher"}} {
+				if lookup(objs, k[0], k[1]) != nil {
+					t.Errorf("%s %s rendered without the store", k[0], k[1])
+				}
+			}
+		}},
+		{"store on a pvc", toggles["store on a pvc"], func(t *testing.T, objs []*unstructured.Unstructured) {
+			pvc := into[corev1.PersistentVolumeClaim](t, named(t, objs, "PersistentVolumeClaim", "aether-devhot-store"))
+			if !slices.Equal(pvc.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) ||
+				pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != "fast" ||
+				pvc.Spec.Resources.Requests.Storage().String() != "10Gi" {
+				t.Errorf("PVC spec = %+v, want ReadWriteOnce, class fast, 10Gi", pvc.Spec)
+			}
+			v := storeDeployment(t, objs).Spec.Template.Spec.Volumes
+			if len(v) != 1 || v[0].Name != "data" || v[0].EmptyDir != nil ||
+				v[0].PersistentVolumeClaim == nil || v[0].PersistentVolumeClaim.ClaimName != pvc.Name {
+				t.Errorf("store volumes = %+v, want data on the PVC %s", v, pvc.Name)
+			}
+		}},
+		{"own store image, caps", toggles["own store image, caps"], func(t *testing.T, objs []*unstructured.Unstructured) {
+			c := storeDeployment(t, objs).Spec.Template.Spec.Containers[0]
+			if c.Image != "registry.example.com/store:1.2.3" {
+				t.Errorf("store image = %q", c.Image)
+			}
+			if got, want := env(c), map[string]string{"AETHER_STORE_MAX_BLOB_BYTES": "1048576", "AETHER_STORE_MAX_TOTAL_BYTES": "8388608"}; !maps.Equal(got, want) {
+				t.Errorf("store env = %v, want %v", got, want)
+			}
+			if got := deployment(t, objs).Spec.Template.Spec.Containers[0].Image; got != "aether-devhot:dev" {
+				t.Errorf("manager image = %q", got)
+			}
+		}},
+		{"no pusher role", toggles["no pusher role"], func(t *testing.T, objs []*unstructured.Unstructured) {
+			if lookup(objs, "Role", "aether-devhot-pusher") != nil {
+				t.Error("pusher Role rendered")
+			}
+			storeDeployment(t, objs)
+		}},
 		{"defaults render no monitors", nil, func(t *testing.T, objs []*unstructured.Unstructured) {
-			if n := kinds(objs); n["ServiceMonitor"]+n["PodMonitor"]+n["Namespace"] != 0 {
+			if n := kinds(objs); n["ServiceMonitor"]+n["PodMonitor"]+n["Namespace"]+n["PersistentVolumeClaim"] != 0 {
 				t.Errorf("opt-in objects rendered by default: %v", n)
 			}
 		}},
@@ -355,6 +405,9 @@ func TestTemplateRejectsBadValues(t *testing.T) {
 		{[]string{"failurePolicy=Maybe"}, "failurePolicy"},
 		{[]string{"replicaCount=0"}, "replicaCount"},
 		{[]string{"serviceMonitor.enabled=true", "metrics.enabled=false"}, "serviceMonitor.enabled needs metrics.enabled"},
+		{[]string{"store.maxBlobBytes=4096", "store.maxTotalBytes=1024"}, "store.maxTotalBytes must be at least store.maxBlobBytes"},
+		{[]string{"store.maxBlobBytes=0"}, "maxBlobBytes"},
+		{[]string{"store.persistence.enabled=maybe"}, "persistence.enabled"},
 	} {
 		t.Run(strings.Join(tc.sets, ","), func(t *testing.T) {
 			_, err := render(r, tc.sets...)
@@ -431,7 +484,7 @@ func TestClusterRoleIsWhatTheCodeUses(t *testing.T) {
 				want, _ := yaml.Marshal(tc.want)
 				t.Errorf("ClusterRole rules:\n%s\nwant:\n%s", got, want)
 			}
-			role := into[rbacv1.Role](t, only(t, objs, "Role"))
+			role := into[rbacv1.Role](t, named(t, objs, "Role", "aether-devhot-leader-election"))
 			if want := []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}}}; !equality.Semantic.DeepEqual(role.Rules, want) {
 				t.Errorf("leader-election Role rules = %+v, want %+v", role.Rules, want)
 			}

@@ -25,19 +25,49 @@ reference webhook configuration in test/testdata uses), else release-chart.
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels of every object. */}}
+{{/* Labels of every object of the webhook. */}}
 {{- define "aether-devhot.labels" -}}
 helm.sh/chart: {{ include "aether-devhot.chart" . }}
 {{ include "aether-devhot.selectorLabels" . }}
+{{ include "aether-devhot.versionLabels" . }}
+{{- end }}
+
+{{/* Labels of every object of the artifact store. */}}
+{{- define "aether-devhot.storeLabels" -}}
+helm.sh/chart: {{ include "aether-devhot.chart" . }}
+{{ include "aether-devhot.storeSelectorLabels" . }}
+{{ include "aether-devhot.versionLabels" . }}
+{{- end }}
+
+{{- define "aether-devhot.versionLabels" -}}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
-{{/* Labels that select the manager's pods; they never change on upgrade. */}}
-{{- define "aether-devhot.selectorLabels" -}}
+{{- define "aether-devhot.instanceLabels" -}}
 app.kubernetes.io/name: {{ include "aether-devhot.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels that select the manager's pods; they never change on upgrade. */}}
+{{- define "aether-devhot.selectorLabels" -}}
+{{ include "aether-devhot.instanceLabels" . }}
 app.kubernetes.io/component: webhook
+{{- end }}
+
+{{/* Labels that select the store's pod; they never change on upgrade. */}}
+{{- define "aether-devhot.storeSelectorLabels" -}}
+{{ include "aether-devhot.instanceLabels" . }}
+app.kubernetes.io/component: store
+{{- end }}
+
+{{/*
+The store's Deployment, Service and PVC. With the default release
+(aether-devhot) it is "aether-devhot-store", the Service that
+`kubectl devhot push` proxies to by default.
+*/}}
+{{- define "aether-devhot.storeName" -}}
+{{- printf "%s-store" (include "aether-devhot.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "aether-devhot.serviceAccountName" -}}
@@ -52,6 +82,11 @@ app.kubernetes.io/component: webhook
 {{/* The injected fetcher's image: the manager's own unless set. */}}
 {{- define "aether-devhot.fetcherImage" -}}
 {{- default (include "aether-devhot.image" .) .Values.fetcherImage }}
+{{- end }}
+
+{{/* The store's image: the manager's own unless set. */}}
+{{- define "aether-devhot.storeImage" -}}
+{{- default (include "aether-devhot.image" .) .Values.store.image }}
 {{- end }}
 
 {{/* The Secret with the serving certificate. */}}
