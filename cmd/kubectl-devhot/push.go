@@ -22,9 +22,11 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/store"
 )
 
-// Defaults of the in-cluster store that the chart installs.
+// Defaults of the in-cluster store that the chart installs as release
+// aether-devhot in namespace aether-system, the README's install; a test
+// reads them back from deploy/aether-devhot.yaml, that install's render.
 const (
-	defaultStoreNamespace = "aether-devhot"
+	defaultStoreNamespace = "aether-system"
 	defaultStoreService   = "aether-devhot-store"
 	// storePortName is the Service port the API server proxies to.
 	storePortName = "http"
