@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"time"
 
+	"gomodules.xyz/jsonpatch/v2"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,6 +34,9 @@ const (
 	// emptyWebhook: registered, served by a handler that allows without a
 	// patch: the API server's own cost of calling a webhook.
 	emptyWebhook = "empty webhook"
+	// oneOpWebhook: registered, served by a handler that patches one
+	// label: the API server's cost of applying any patch.
+	oneOpWebhook = "one-op patch webhook"
 	// ourWebhook: registered, served by mutate.Handler.
 	ourWebhook = "webhook"
 	// preMutated: unregistered, and the object created is the one the
@@ -39,8 +44,8 @@ const (
 	preMutated = "pre-mutated, unregistered"
 )
 
-// emptyPath is where webhookOnly serves the empty handler.
-const emptyPath = "/empty"
+// benchPaths is where webhookOnly serves the stand-in handlers.
+var benchPaths = map[string]string{emptyWebhook: "/empty", oneOpWebhook: "/one-op"}
 
 // admission times labelled Deployment creates through the API server with
 // the webhook registered, with an empty webhook registered in its place,
@@ -75,9 +80,9 @@ func (b *runner) admission(saved *admissionregistrationv1.MutatingWebhookConfigu
 	if err != nil {
 		return err
 	}
-	objects := map[string]*appsv1.Deployment{ourWebhook: d, emptyWebhook: d, unregistered: d, preMutated: mutated}
+	objects := map[string]*appsv1.Deployment{ourWebhook: d, emptyWebhook: d, oneOpWebhook: d, unregistered: d, preMutated: mutated}
 	deps := b.admin.AppsV1().Deployments(admissionNS)
-	states := []string{ourWebhook, unregistered, emptyWebhook, preMutated}
+	states := []string{ourWebhook, unregistered, emptyWebhook, preMutated, oneOpWebhook}
 	for r := range b.cfg.rounds {
 		for k := range states {
 			state := states[(r+k)%len(states)]
@@ -112,8 +117,11 @@ func (b *runner) admission(saved *admissionregistrationv1.MutatingWebhookConfigu
 		}
 	}
 	a := b.res.admission
-	fmt.Fprintf(os.Stderr, "    %d creates each: p50 %v webhook, %v empty webhook, %v unregistered, %v pre-mutated\n", len(a[ourWebhook]),
-		p50(a[ourWebhook]), p50(a[emptyWebhook]), p50(a[unregistered]), p50(a[preMutated]))
+	fmt.Fprintf(os.Stderr, "    %d creates each, p50:", len(a[ourWebhook]))
+	for _, st := range states {
+		fmt.Fprintf(os.Stderr, " %s %v;", st, p50(a[st]))
+	}
+	fmt.Fprintln(os.Stderr)
 	return nil
 }
 
@@ -133,12 +141,12 @@ func (b *runner) register(saved *admissionregistrationv1.MutatingWebhookConfigur
 	if state != unregistered {
 		c := saved.DeepCopy()
 		c.ObjectMeta = metav1.ObjectMeta{Name: saved.Name, Labels: saved.Labels, Annotations: saved.Annotations}
-		if state == emptyWebhook {
+		if path, ok := benchPaths[state]; ok {
 			u, err := url.Parse(*c.Webhooks[0].ClientConfig.URL)
 			if err != nil {
 				return err
 			}
-			u.Path = emptyPath
+			u.Path = path
 			c.Webhooks[0].ClientConfig.URL = ptr.To(u.String())
 		}
 		if _, err := api.Create(b.ctx, c, metav1.CreateOptions{}); err != nil {
@@ -150,21 +158,35 @@ func (b *runner) register(saved *admissionregistrationv1.MutatingWebhookConfigur
 		return err
 	}
 	return b.retry(15*time.Second, func() error {
-		calls := b.emptyCalls.Load()
+		calls := b.calls()
 		got, err := b.admin.AppsV1().Deployments(admissionNS).Create(b.ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			return err
 		}
 		injected := got.Annotations[annotations.Injected] != ""
-		called := b.emptyCalls.Load() > calls
-		if injected != (state == ourWebhook) || called != (state == emptyWebhook) {
+		now := b.calls()
+		for st, n := range now {
+			if called := n > calls[st]; called != (st == state) {
+				return fmt.Errorf("registration %q not yet in effect", state)
+			}
+		}
+		if injected != (state == ourWebhook) {
 			return fmt.Errorf("registration %q not yet in effect", state)
 		}
 		return nil
 	})
 }
 
-// webhookOnly serves mutate.Handler, and the empty handler at emptyPath, where the registered configuration
+// calls reads how often each stand-in handler was called.
+func (b *runner) calls() map[string]int64 {
+	m := map[string]int64{}
+	for st, n := range b.benchCalls {
+		m[st] = n.Load()
+	}
+	return m
+}
+
+// webhookOnly serves mutate.Handler, and the stand-in handlers at benchPaths, where the registered configuration
 // points, with the same options as the manager's webhook server (its
 // TLS settings, HTTP/1.1 only), and nothing else.
 func (b *runner) webhookOnly() (stop func(), err error) {
@@ -176,10 +198,18 @@ func (b *runner) webhookOnly() (stop func(), err error) {
 	srv.Register(mutate.Path, &webhook.Admission{Handler: &mutate.Handler{
 		Options: mutate.Options{FetcherImage: app.DefaultFetcherImage, Mode: b.mode},
 	}})
-	srv.Register(emptyPath, &webhook.Admission{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
-		b.emptyCalls.Add(1)
-		return admission.Allowed("")
-	})})
+	b.benchCalls = map[string]*atomic.Int64{}
+	for st, path := range benchPaths {
+		n := &atomic.Int64{}
+		b.benchCalls[st] = n
+		srv.Register(path, &webhook.Admission{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+			n.Add(1)
+			if st == oneOpWebhook {
+				return admission.Patched("", jsonpatch.NewOperation("add", "/metadata/labels/bench-patched", "1"))
+			}
+			return admission.Allowed("")
+		})})
+	}
 	ctx, cancel := context.WithCancel(b.ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Start(ctx) }()

@@ -67,8 +67,8 @@ type runner struct {
 	version string
 	cleanup []func()
 	res     results
-	// emptyCalls counts the empty webhook's reviews.
-	emptyCalls atomic.Int64
+	// benchCalls counts each stand-in webhook's reviews.
+	benchCalls map[string]*atomic.Int64
 }
 
 func main() {

@@ -114,7 +114,7 @@ func (b *runner) table() string {
 			durN(a, len(with), "webhook"), durN(z, len(without), "unregistered"), ratio(a.Seconds(), z.Seconds(), "with/without"),
 			"ratio ≤ 1.3", met(len(with) > 0 && len(without) > 0, rt <= goalOverhead))
 	}
-	for _, st := range []string{emptyWebhook, preMutated} {
+	for _, st := range []string{emptyWebhook, oneOpWebhook, preMutated} {
 		v := r.admission[st]
 		a, z := bench.Percentile(v, 50), bench.Percentile(without, 50)
 		t.Add("  the same, p50, "+st, durN(a, len(v), st), durN(z, len(without), "unregistered"),
@@ -172,7 +172,7 @@ func (b *runner) table() string {
 		add("API load: apiserver_request_total{group=\"apps\",resource=\"deployments\",scope!=\"cluster\"} (the fetchers' namespaced GET/LIST/WATCH; the manager's informers are cluster-scoped) over %s after a %s warm-up, divided by %d fetchers. Watch: %s; %.0f watches open (a WATCH is counted when it ends; client-go ends each after 5–10 min, so ≈ 0.1–0.2/min per fetcher in the long run). Poll: %s.",
 			lw.window.Round(time.Second), b.cfg.warmup, lw.fetchers, verbs(lw.byVerb), lw.openWatches, verbs(lp.byVerb))
 	}
-	add("Admission: %d rounds rotating the order, %d timed creates per round and state, sequential, admin client without rate limit; webhook-only server (same handler, TLS endpoint and options as the manager) so that no reconciler writes during any state; \"unregistered\" = MutatingWebhookConfiguration deleted; \"empty webhook\" = the same configuration pointed at a handler that allows with no patch, on the same server (the API server's cost of any webhook call); \"pre-mutated\" = what the webhook would return, created with no webhook registered (the cost of storing the bigger object).",
+	add("Admission: %d rounds rotating the order, %d timed creates per round and state, sequential, admin client without rate limit; webhook-only server (same handler, TLS endpoint and options as the manager) so that no reconciler writes during any state; \"unregistered\" = MutatingWebhookConfiguration deleted; \"empty webhook\" = the same configuration pointed at a handler that allows with no patch, on the same server (the API server's cost of any webhook call); \"one-op patch webhook\" = a handler on the same server that adds one label (the cost of applying any patch); \"pre-mutated\" = what the webhook would return, created with no webhook registered (the cost of storing the bigger object).",
 		b.cfg.rounds, b.cfg.perRound)
 	add("Throughput: AdmissionReview CREATE of test/golden/one-init-container.in.yaml to the manager's webhook (URL and CA from the registered configuration), HTTP/1.1 keep-alive, client and server in this process on the same CPUs; %d rounds of %s (≤ %d requests) per server, median.",
 		b.cfg.tputRounds, b.cfg.tputDuration, b.cfg.tputMax)
@@ -200,6 +200,9 @@ func (b *runner) table() string {
 func durN(d time.Duration, n int, what string) string {
 	if n == 0 {
 		return na
+	}
+	if d < 100*time.Millisecond {
+		return fmt.Sprintf("%.2f ms %s (n=%d)", float64(d)/float64(time.Millisecond), what, n)
 	}
 	return fmt.Sprintf("%.3f s %s (n=%d)", d.Seconds(), what, n)
 }
