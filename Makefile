@@ -13,11 +13,11 @@ all: build
 tools:
 	@hack/build-tools.sh
 
-## build: build the webhook and fetcher binaries into bin/.
+## build: build the binaries of the image (webhook, fetcher, store) and the kubectl plugin into bin/.
+COMMANDS := webhook fetcher store kubectl-devhot
 .PHONY: build
 build:
-	CGO_ENABLED=0 go build -trimpath -o $(BIN)/webhook ./cmd/webhook
-	CGO_ENABLED=0 go build -trimpath -o $(BIN)/fetcher ./cmd/fetcher
+	@for c in $(COMMANDS); do echo "go build ./cmd/$$c"; CGO_ENABLED=0 go build -trimpath -o $(BIN)/$$c ./cmd/$$c || exit 1; done
 
 ## fmt, vet: keep the tree gofmt- and vet-clean.
 .PHONY: fmt vet
@@ -37,6 +37,8 @@ FUZZTIME ?= 60s
 fuzz:
 	go test ./pkg/mutate -run '^$$' -fuzz FuzzMutate -fuzztime $(FUZZTIME)
 	go test ./pkg/sidecar/release -run '^$$' -fuzz FuzzExtract -fuzztime $(FUZZTIME)
+	go test ./pkg/fleet -run '^$$' -fuzz FuzzParseLine -fuzztime $(FUZZTIME)
+	go test ./pkg/store -run '^$$' -fuzz FuzzParseBlobPath -fuzztime $(FUZZTIME)
 
 ## bench: print the performance table (see README "Performance").
 .PHONY: bench
@@ -55,7 +57,7 @@ run:
 
 .PHONY: clean
 clean:
-	rm -f $(BIN)/webhook $(BIN)/fetcher
+	rm -f $(addprefix $(BIN)/,$(COMMANDS))
 
 ## Install paths (README "Install"). IMG is the image to build and deploy;
 ## NAMESPACE the webhook's namespace for make deploy.
@@ -96,3 +98,38 @@ docker-build:
 .PHONY: e2e-kind
 e2e-kind:
 	IMG=$(IMG) test/kind/e2e.sh
+
+## Real single-node cluster (README "Real cluster"; Linux, root): etcd, kube-apiserver,
+## controller-manager, scheduler, kubelet and kube-proxy from bin/, containerd from apt,
+## all in the network namespace aether-node. AETHER_CLUSTER_DIR (default /tmp/aether-cluster).
+CLUSTER := go run ./test/cluster/cmd/cluster
+
+## cluster-tools: build kube-controller-manager, kube-scheduler, kubelet and kube-proxy (once).
+.PHONY: cluster-tools
+cluster-tools: tools
+	@hack/build-tools.sh cluster
+
+## cluster-up: bring the cluster up (or reuse the running one), images imported.
+.PHONY: cluster-up
+cluster-up: cluster-tools
+	$(CLUSTER) up
+
+## cluster-images: rebuild the images and import them into the running cluster.
+.PHONY: cluster-images
+cluster-images:
+	$(CLUSTER) images
+
+## cluster-down: stop the cluster and undo every host change; fails if the host is not clean.
+.PHONY: cluster-down
+cluster-down:
+	$(CLUSTER) down
+
+## test-cluster: cluster-up, helm install + certs, TestClusterH1H2 on real pods, cluster-down always.
+.PHONY: test-cluster
+test-cluster: cluster-tools
+	@status=0; \
+	$(CLUSTER) up && $(CLUSTER) install && \
+	AETHER_CLUSTER_KUBECONFIG=$${AETHER_CLUSTER_DIR:-/tmp/aether-cluster}/kubeconfig \
+	  go test ./test/e2e -run '^TestClusterH1H2$$' -count=1 -v -timeout 15m || status=$$?; \
+	$(CLUSTER) down || status=$$?; \
+	exit $$status
