@@ -1,0 +1,60 @@
+// Command cluster runs the real single-node cluster of test/cluster:
+//
+//	cluster up       bring it up, or reuse the running one
+//	cluster images   rebuild the images and import them into the running cluster
+//	cluster install  install the product as a user would: helm install with
+//	                 certManager.enabled=false, then go run ./certs
+//	cluster down     stop it and undo every host change; fails if the host
+//	                 is not clean afterwards
+//
+// The cluster lives in $AETHER_CLUSTER_DIR (default /tmp/aether-cluster);
+// its admin kubeconfig is kubeconfig there. Make targets: cluster-up,
+// cluster-images, cluster-down, test-cluster.
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/aether-dev/aether-devhot/test/cluster"
+	"github.com/aether-dev/aether-devhot/test/controlplane"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: cluster up|images|install|down")
+		os.Exit(2)
+	}
+	dir := os.Getenv("AETHER_CLUSTER_DIR")
+	if dir == "" {
+		dir = cluster.DefaultDir
+	}
+	c := &cluster.Cluster{Dir: dir, Repo: controlplane.RepoRoot(), Out: os.Stdout}
+	var err error
+	switch os.Args[1] {
+	case "up":
+		err = c.Up()
+	case "down":
+		err = c.Down()
+	case "images":
+		start := time.Now()
+		var tars []string
+		if !c.Running() {
+			err = fmt.Errorf("no cluster runs in %s: run make cluster-up first", dir)
+		} else if tars, err = c.BuildImages(); err == nil {
+			err = c.ImportImages(tars)
+		}
+		if err == nil {
+			fmt.Printf("images built and imported in %.1fs\n", time.Since(start).Seconds())
+		}
+	case "install":
+		err = c.Install()
+	default:
+		err = fmt.Errorf("unknown command %q: want up, images, install or down", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cluster:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,156 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// containerdConfig is containerd 1.6's config with everything in the
+// cluster directory. restrict_oom_score_adj is required here: root lacks
+// CAP_SYS_RESOURCE in this VM, and without it every sandbox fails with
+// "can't get final child's PID from pipe: EOF".
+const containerdConfig = `version = 2
+root = "{{dir}}/containerd/root"
+state = "{{dir}}/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+
+[grpc]
+  address = "{{dir}}/containerd/containerd.sock"
+
+[ttrpc]
+  address = "{{dir}}/containerd/containerd.sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{{dir}}/containerd/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "` + PauseImage + `"
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  enable_selinux = false
+
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "{{dir}}/runc"
+
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{{dir}}/cni/net.d"
+`
+
+// cniConfig is required even for hostNetwork pods: without a conflist the
+// node stays NotReady. containerd picks it up live.
+const cniConfig = `{
+  "cniVersion": "0.4.0",
+  "name": "aether",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "cni0",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "{{dir}}/cni/ipam",
+        "ranges": [[{"subnet": "` + PodCIDR + `"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+`
+
+// kubeletConfig: failCgroupV1 false because the host is cgroup v1;
+// cgroupfs because there is no systemd and containerd 1.6 cannot report its
+// driver; an empty resolv.conf so that pods have no nameserver to send to.
+const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+failSwapOn: false
+enforceNodeAllocatable: []
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 2%
+  imagefs.available: 2%
+podLogsDir: {{dir}}/pod-logs
+containerRuntimeEndpoint: unix://{{dir}}/containerd/containerd.sock
+resolvConf: {{dir}}/etc/resolv.conf
+address: ` + NodeAddr + `
+healthzBindAddress: 127.0.0.1
+readOnlyPort: 0
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    enabled: true
+  x509:
+    clientCAFile: {{dir}}/pki/ca.crt
+authorization:
+  mode: Webhook
+serializeImagePulls: false
+`
+
+// kubeProxyConfig: iptables mode (nftables needs the nft binary), no
+// conntrack limit change (nf_conntrack_max is machine-wide), and
+// masqueradeAll so that a pod reaching a Service backed by a pod on the same
+// bridge gets its replies back through the NAT (no br_netfilter needed).
+const kubeProxyConfig = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+hostnameOverride: ` + NodeName + `
+clusterCIDR: ` + PodCIDR + `
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+clientConnection:
+  kubeconfig: {{dir}}/etc/kube-proxy.kubeconfig
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+iptables:
+  masqueradeAll: true
+`
+
+// writeConfigs writes every config file and kubeconfig into the cluster
+// directory.
+func (c *Cluster) writeConfigs() error {
+	expand := func(s string) []byte { return []byte(strings.ReplaceAll(s, "{{dir}}", c.Dir)) }
+	files := map[string][]byte{
+		"etc/containerd.toml":          expand(containerdConfig),
+		"cni/net.d/10-aether.conflist": expand(cniConfig),
+		"etc/kubelet.yaml":             expand(kubeletConfig),
+		"etc/kube-proxy.yaml":          expand(kubeProxyConfig),
+		"etc/resolv.conf":              nil,
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(c.Dir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	inside := fmt.Sprintf("https://127.0.0.1:%d", APIPort)
+	for file, kc := range map[string]string{
+		"controller-manager": "etc/controller-manager.kubeconfig",
+		"scheduler":          "etc/scheduler.kubeconfig",
+		"kubelet":            "etc/kubelet.kubeconfig",
+		"kube-proxy":         "etc/kube-proxy.kubeconfig",
+	} {
+		if err := writeKubeconfig(c.Dir, filepath.Join(c.Dir, kc), inside, file); err != nil {
+			return err
+		}
+	}
+	return writeKubeconfig(c.Dir, c.Kubeconfig(), fmt.Sprintf("https://%s:%d", NodeAddr, APIPort), "admin")
+}
