@@ -174,7 +174,8 @@ func ensurePackages() error {
 		return nil
 	}
 	cmd := exec.Command("apt-get", "install", "-y", "-q", "--no-install-recommends", "containerd", "runc", "containernetworking-plugins", "iptables")
-	// RUNLEVEL=1 keeps the package's init script from starting containerd.
+	// RUNLEVEL=1 asks invoke-rc.d not to start the packaged containerd: the
+	// cluster runs its own, with its own config.
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "RUNLEVEL=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("apt-get install containerd runc containernetworking-plugins iptables: %v\n%s", err, out)

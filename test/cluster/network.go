@@ -49,8 +49,9 @@ func setupNetwork() error {
 		{"ip", "-n", NetNS, "link", "set", "lo", "up"},
 		{"ip", "-n", NetNS, "addr", "add", NodeAddr + "/30", "dev", nodeVeth},
 		{"ip", "-n", NetNS, "link", "set", nodeVeth, "up"},
-		// Without it the API server cannot reach a webhook behind a Service:
-		// kube-proxy's DNAT applies to locally sent packets that are routed.
+		// With no default route, a connect to a ClusterIP from the namespace
+		// fails before kube-proxy's DNAT applies: without this route the API
+		// server could not call the webhook's Service.
 		{"ip", "-n", NetNS, "route", "add", ServiceCIDR, "dev", "lo", "src", NodeAddr},
 		{"ip", "route", "add", PodCIDR, "via", NodeAddr},
 		{"ip", "route", "add", ServiceCIDR, "via", NodeAddr},
