@@ -124,14 +124,14 @@ cluster-images:
 cluster-down:
 	$(CLUSTER) down
 
-## test-cluster: cluster-up, helm install + certs, TestClusterH1H2 on real pods, cluster-down always
+## test-cluster: cluster-up, helm install + certs, the TestCluster* e2e tests on real pods, cluster-down always
 ## (on a failure, the pods and the tail of every daemon's log are printed first).
 .PHONY: test-cluster
 test-cluster: cluster-tools
 	@dir=$${AETHER_CLUSTER_DIR:-/tmp/aether-cluster}; status=0; \
 	$(CLUSTER) up && $(CLUSTER) install && \
 	AETHER_CLUSTER_KUBECONFIG=$$dir/kubeconfig \
-	  go test ./test/e2e -run '^TestClusterH1H2$$' -count=1 -v -timeout 15m || status=$$?; \
+	  go test ./test/e2e -run '^TestCluster' -count=1 -v -timeout 15m || status=$$?; \
 	if [ $$status != 0 ] && [ -d $$dir/logs ]; then \
 	  $(BIN)/kubectl --kubeconfig $$dir/kubeconfig get pods -A -o wide; \
 	  tail -n 30 $$dir/logs/*.log; \

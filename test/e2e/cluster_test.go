@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,22 +26,29 @@ import (
 // the fetchers download from the artifact Service's ClusterIP.
 const ClusterKubeconfigEnv = "AETHER_CLUSTER_KUBECONFIG"
 
+// webhookNamespace is where make test-cluster installs the chart (the
+// README's namespace).
+const webhookNamespace = "aether-system"
+
 // h1Rounds is how many digest patches TestClusterH1H2 times.
 const h1Rounds = 20
 
-// TestClusterH1H2 is the sample on real pods of a real kubelet: two
-// replicas, each with the injected native fetcher sidecar, whose app starts
-// only once the first release is live; then H1 (a new digest: both pods
-// answer the new version, timed over h1Rounds patches) and H2 (the same
-// digest: no download, no restart, neither of the process nor of a
-// container).
+// TestClusterH1H2 is the sample on real pods of a real kubelet, in a
+// namespace that enforces Pod Security "restricted": two replicas, each
+// with the injected native fetcher sidecar, whose app starts only once the
+// first release is live; then H1 (a new digest: both pods answer the new
+// version, timed over h1Rounds patches), H2 (the same digest: no download,
+// no restart, neither of the process nor of a container), and a killed
+// fetcher container (the kubelet restarts it; no download, the app runs on).
 func TestClusterH1H2(t *testing.T) {
 	kubeconfig := os.Getenv(ClusterKubeconfigEnv)
 	if kubeconfig == "" {
 		t.Skipf("%s is not set: this test runs on the real single-node cluster with `make test-cluster`", ClusterKubeconfigEnv)
 	}
 	k := &kindCluster{kubeconfig: kubeconfig, ns: controlplane.NamespaceName("e2e-", t)}
+	// Pod Security "restricted": the injected pods must be admitted and run.
 	k.kubectl(t, "", "create", "namespace", k.ns)
+	k.kubectl(t, "", "label", "namespace", k.ns, "pod-security.kubernetes.io/enforce=restricted")
 	t.Cleanup(func() {
 		if _, err := k.run("", "delete", "namespace", k.ns, "--wait=false"); err != nil {
 			t.Error(err)
@@ -62,10 +71,11 @@ func TestClusterH1H2(t *testing.T) {
 		fromFile = append(fromFile, "--from-file="+f)
 	}
 	k.kubectl(t, "", fromFile...)
-	k.kubectl(t, "", "create", "deployment", "artifacts", "--image=node:20", "--port=8000", "--", "node", "-e", artifactServer)
-	k.kubectl(t, "", "patch", "deployment", "artifacts", "--type=strategic", "-p",
-		`{"spec":{"template":{"spec":{"terminationGracePeriodSeconds":1,"volumes":[{"name":"artifacts","configMap":{"name":"artifacts"}}],"containers":[{"name":"node","volumeMounts":[{"name":"artifacts","mountPath":"/artifacts"}]}]}}}}`)
-	k.kubectl(t, "", "expose", "deployment", "artifacts", "--port=80", "--target-port=8000")
+	server, err := json.Marshal(artifactServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.kubectl(t, fmt.Sprintf(artifactsManifest, server), "apply", "-f", "-")
 	k.kubectl(t, "", "rollout", "status", "deployment/artifacts", "--timeout=120s")
 	ip := k.kubectl(t, "", "get", "service", "artifacts", "-o", "jsonpath={.spec.clusterIP}")
 	url := func(v int) string { return fmt.Sprintf("http://%s/hello-v%d.tar.gz", ip, v) }
@@ -177,6 +187,66 @@ func TestClusterH1H2(t *testing.T) {
 			t.Errorf(".spec.template changed (a rollout):\n%s\n%s", template, got)
 		}
 	})
+
+	t.Run("FetcherKilled", func(t *testing.T) {
+		pod := pods[0]
+		want, err := k.answer(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		downloads := logCount(t, k, "GET ", "deployment/artifacts")
+		before := restarts(t, k, pod)
+		killFetcher(t, k, pod)
+		controlplane.Eventually(t, "the kubelet restarting the fetcher", 60*time.Second, func() error {
+			if got := restarts(t, k, pod); got != "1 0" {
+				return fmt.Errorf("restartCount (fetcher, app) %s, was %s", got, before)
+			}
+			ready := k.kubectl(t, "", "get", "pod", pod, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+			if ready != "True" {
+				return fmt.Errorf("pod Ready=%s", ready)
+			}
+			return nil
+		})
+		if got, err := k.answer(pod); err != nil || got != want {
+			t.Errorf("app answered %+v (%v), want %+v: the app restarted or reloaded", got, err, want)
+		}
+		if n := logCount(t, k, "GET ", "deployment/artifacts"); n != downloads {
+			t.Errorf("artifact server: %d requests, want %d: the restarted fetcher downloaded again", n, downloads)
+		}
+	})
+}
+
+// killFetcher SIGKILLs the fetcher container's process of pod, found on
+// this machine by its container ID in /proc/*/cgroup: the cluster of
+// test/cluster runs its containers here, and the fetcher's image has no
+// shell or kill to exec.
+func killFetcher(t *testing.T, k *kindCluster, pod string) {
+	t.Helper()
+	id := k.kubectl(t, "", "get", "pod", pod, "-o", `jsonpath={.status.initContainerStatuses[?(@.name=="aether-fetcher")].containerID}`)
+	id = strings.TrimPrefix(id, "containerd://")
+	if id == "" {
+		t.Fatalf("pod %s: no fetcher container ID", pod)
+	}
+	procs, err := filepath.Glob("/proc/[0-9]*/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), id) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err != nil {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill fetcher pid %d: %v", pid, err)
+		}
+		t.Logf("killed the fetcher of %s (pid %d, container %.12s)", pod, pid, id)
+		return
+	}
+	t.Fatalf("pod %s: no process of fetcher container %.12s on this machine", pod, id)
 }
 
 // logCount is kindCluster.count for logs that cannot be empty by now (H1
@@ -193,6 +263,47 @@ func logCount(t *testing.T, k *kindCluster, prefix string, logsArgs ...string) i
 		t.Logf("kubectl logs %s: no %q line yet, reading again", strings.Join(logsArgs, " "), prefix)
 	}
 }
+
+// artifactsManifest serves the ConfigMap artifacts with the node program
+// %s (artifactServer, JSON-quoted) behind the Service artifacts, within Pod
+// Security "restricted".
+const artifactsManifest = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: artifacts
+spec:
+  selector:
+    matchLabels: {app: artifacts}
+  template:
+    metadata:
+      labels: {app: artifacts}
+    spec:
+      terminationGracePeriodSeconds: 1
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 1000
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+      - name: node
+        image: node:20
+        command: ["node", "-e", %s]
+        ports: [{containerPort: 8000}]
+        securityContext:
+          allowPrivilegeEscalation: false
+          capabilities: {drop: ["ALL"]}
+        volumeMounts: [{name: artifacts, mountPath: /artifacts}]
+      volumes:
+      - name: artifacts
+        configMap: {name: artifacts}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: artifacts
+spec:
+  selector: {app: artifacts}
+  ports: [{port: 80, targetPort: 8000}]
+`
 
 // restarts returns the restartCount of pod's fetcher and app containers.
 func restarts(t *testing.T, k *kindCluster, pod string) string {
@@ -288,4 +399,221 @@ func patchAndWait(t *testing.T, k *kindCluster, pods []string, v int, url, diges
 		}
 	}
 	return slowest
+}
+
+// TestClusterWebhookFaults runs the chart's webhook through two faults on
+// the cluster of test/cluster: one of its two pods deleted while
+// Deployments are created one by one (every one must still be mutated at
+// admission: injected at generation 1, not re-admitted later), and the
+// webhook scaled to 0 (failurePolicy Ignore admits a labelled Deployment
+// unmutated; once the webhook is back, the manager re-admits it).
+func TestClusterWebhookFaults(t *testing.T) {
+	kubeconfig := os.Getenv(ClusterKubeconfigEnv)
+	if kubeconfig == "" {
+		t.Skipf("%s is not set: this test runs on the real single-node cluster with `make test-cluster`", ClusterKubeconfigEnv)
+	}
+	k := &kindCluster{kubeconfig: kubeconfig, ns: controlplane.NamespaceName("e2e-", t)}
+	system := &kindCluster{kubeconfig: kubeconfig, ns: webhookNamespace}
+	k.kubectl(t, "", "create", "namespace", k.ns)
+	t.Cleanup(func() {
+		if _, err := k.run("", "delete", "namespace", k.ns, "--wait=false"); err != nil {
+			t.Error(err)
+		}
+	})
+	manifest, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name, replicas = "  name: hello\n", "  replicas: 1\n"
+	if !strings.Contains(string(manifest), name) || !strings.Contains(string(manifest), replicas) {
+		t.Fatalf("test/testdata/deployment.yaml: no name: hello or replicas: 1 to edit")
+	}
+	// named is the sample as Deployment n, without pods: only admission
+	// matters here.
+	named := func(n string) string {
+		m := strings.Replace(string(manifest), name, "  name: "+n+"\n", 1)
+		return strings.Replace(m, replicas, "  replicas: 0\n", 1)
+	}
+	// admitted returns "<generation> <injected>" for Deployment n.
+	admitted := func(n string) string {
+		return k.kubectl(t, "", "get", "deployment", n, "-o",
+			`jsonpath={.metadata.generation} {.metadata.annotations.aether\.dev/injected}`)
+	}
+
+	t.Run("PodKilledDuringApplies", func(t *testing.T) {
+		const total, killAt = 100, 20
+		victim := strings.Fields(system.kubectl(t, "", "get", "pods", "-l", "app.kubernetes.io/component=webhook",
+			"-o", "jsonpath={.items[*].metadata.name}"))
+		if len(victim) < 2 {
+			t.Fatalf("webhook pods: %v, want 2", victim)
+		}
+		deleted := make(chan error, 1)
+		for i := 0; i < total; i++ {
+			if i == killAt {
+				go func() { _, err := system.run("", "delete", "pod", victim[0]); deleted <- err }()
+				t.Logf("deleting webhook pod %s after %d creates", victim[0], i)
+			}
+			k.kubectl(t, named(fmt.Sprintf("many-%d", i)), "create", "-f", "-")
+		}
+		if err := <-deleted; err != nil {
+			t.Fatal(err)
+		}
+		failed := 0
+		for i := 0; i < total; i++ {
+			gen, injected, _ := strings.Cut(admitted(fmt.Sprintf("many-%d", i)), " ")
+			if gen != "1" || injected == "" {
+				failed++
+				t.Errorf("many-%d: generation %s, injected %q: not mutated at admission", i, gen, injected)
+			}
+		}
+		t.Logf("%d of %d Deployments mutated at admission while webhook pod %s went", total-failed, total, victim[0])
+		system.kubectl(t, "", "rollout", "status", "deployment/aether-devhot", "--timeout=120s")
+	})
+
+	t.Run("ScaledToZero", func(t *testing.T) {
+		system.kubectl(t, "", "scale", "deployment/aether-devhot", "--replicas=0")
+		t.Cleanup(func() {
+			system.kubectl(t, "", "scale", "deployment/aether-devhot", "--replicas=2")
+			system.kubectl(t, "", "rollout", "status", "deployment/aether-devhot", "--timeout=120s")
+		})
+		controlplane.Eventually(t, "no webhook pod left", 60*time.Second, func() error {
+			if pods := system.kubectl(t, "", "get", "pods", "-l", "app.kubernetes.io/component=webhook", "-o", "name"); pods != "" {
+				return fmt.Errorf("still running: %s", pods)
+			}
+			return nil
+		})
+		k.kubectl(t, named("while-down"), "create", "-f", "-")
+		if got := admitted("while-down"); got != "1 " {
+			t.Fatalf("while-down admitted as %q with no webhook, want generation 1 and not injected", got)
+		}
+		back := time.Now()
+		system.kubectl(t, "", "scale", "deployment/aether-devhot", "--replicas=2")
+		controlplane.Eventually(t, "while-down re-admitted", 120*time.Second, func() error {
+			if _, injected, _ := strings.Cut(admitted("while-down"), " "); injected == "" {
+				return fmt.Errorf("not injected")
+			}
+			return nil
+		})
+		t.Logf("while-down injected %d ms after the webhook was scaled back to 2", time.Since(back).Milliseconds())
+	})
+}
+
+// TestClusterLegacyMode reinstalls the chart with sidecarMode=legacy and
+// runs the sample on real pods: the fetcher is a regular container whose
+// postStart hook holds the kubelet from starting the app until the first
+// release is live; then one digest patch reaches the app. The chart goes
+// back to sidecarMode=auto at the end.
+func TestClusterLegacyMode(t *testing.T) {
+	kubeconfig := os.Getenv(ClusterKubeconfigEnv)
+	if kubeconfig == "" {
+		t.Skipf("%s is not set: this test runs on the real single-node cluster with `make test-cluster`", ClusterKubeconfigEnv)
+	}
+	system := &kindCluster{kubeconfig: kubeconfig, ns: webhookNamespace}
+	sidecarMode := func(t *testing.T, mode string) {
+		t.Helper()
+		helm := exec.Command(filepath.Join(controlplane.RepoRoot(), "bin", "helm"), "upgrade", "aether-devhot",
+			filepath.Join(controlplane.RepoRoot(), "charts", "aether-devhot"), "--namespace", webhookNamespace,
+			"--reuse-values", "--set", "sidecarMode="+mode)
+		helm.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+		if out, err := helm.CombinedOutput(); err != nil {
+			t.Fatalf("helm upgrade --set sidecarMode=%s: %v\n%s", mode, err, out)
+		}
+		system.kubectl(t, "", "rollout", "status", "deployment/aether-devhot", "--timeout=120s")
+	}
+	sidecarMode(t, "legacy")
+	t.Cleanup(func() { sidecarMode(t, "auto") })
+
+	k := &kindCluster{kubeconfig: kubeconfig, ns: controlplane.NamespaceName("e2e-", t)}
+	k.kubectl(t, "", "create", "namespace", k.ns)
+	k.kubectl(t, "", "label", "namespace", k.ns, "pod-security.kubernetes.io/enforce=restricted")
+	t.Cleanup(func() {
+		if _, err := k.run("", "delete", "namespace", k.ns, "--wait=false"); err != nil {
+			t.Error(err)
+		}
+	})
+	dir := t.TempDir()
+	versions := map[int]artifact.Artifact{}
+	fromFile := []string{"create", "configmap", "artifacts"}
+	for _, v := range []int{1, 2} {
+		a, err := artifact.App(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "app"), v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, fmt.Sprintf("hello-v%d.tar.gz", v))
+		if err := os.WriteFile(f, a.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		versions[v] = a
+		fromFile = append(fromFile, "--from-file="+f)
+	}
+	k.kubectl(t, "", fromFile...)
+	server, err := json.Marshal(artifactServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.kubectl(t, fmt.Sprintf(artifactsManifest, server), "apply", "-f", "-")
+	k.kubectl(t, "", "rollout", "status", "deployment/artifacts", "--timeout=120s")
+	ip := k.kubectl(t, "", "get", "service", "artifacts", "-o", "jsonpath={.spec.clusterIP}")
+	url := func(v int) string { return fmt.Sprintf("http://%s/hello-v%d.tar.gz", ip, v) }
+
+	manifest, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const port = "        - name: PORT\n"
+	k.kubectl(t, strings.Replace(string(manifest), port, "        - name: APP_STATE_DIR\n          value: /tmp\n"+port, 1), "apply", "-f", "-")
+	var pod string
+	controlplane.Eventually(t, "a pod of "+deployment, 60*time.Second, func() error {
+		pod = k.kubectl(t, "", "get", "pods", "-l", "app="+deployment, "-o", "jsonpath={.items[*].metadata.name}")
+		if pod == "" || strings.Contains(pod, " ") {
+			return fmt.Errorf("pods %q, want one", pod)
+		}
+		return nil
+	})
+	hook := k.kubectl(t, "", "get", "pod", pod, "-o", `jsonpath={.spec.containers[?(@.name=="aether-fetcher")].lifecycle.postStart.exec.command}`)
+	if !strings.Contains(hook, "/fetcher") {
+		t.Fatalf("pod %s: no aether-fetcher container with a postStart hook (%q)", pod, hook)
+	}
+	// No digest yet: the postStart hook holds the kubelet, so the app must
+	// not run 5 s after the pod is bound (containers start here within 1-3
+	// s). The kubelet reports nothing of the pod while a hook holds it
+	// (ContainerCreating, no IP), so the fetcher's own start is not visible
+	// in the API; the app's single start at version 1 below shows the hold.
+	controlplane.Eventually(t, "pod bound to the node", 30*time.Second, func() error {
+		if n := k.kubectl(t, "", "get", "pod", pod, "-o", "jsonpath={.spec.nodeName}"); n == "" {
+			return fmt.Errorf("pod %s not bound", pod)
+		}
+		return nil
+	})
+	appState := `jsonpath={.status.containerStatuses[?(@.name=="` + appName + `")].state}`
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if s := k.kubectl(t, "", "get", "pod", pod, "-o", appState); strings.Contains(s, "running") {
+			t.Fatalf("app started before any release: %s", s)
+		}
+	}
+	k.kubectl(t, "", "annotate", "--overwrite", "deployment", deployment,
+		annotations.Digest+"="+versions[1].Digest, annotations.ArtifactURL+"="+url(1))
+	k.kubectl(t, "", "rollout", "status", "deployment/"+deployment, "--timeout=120s")
+	var first localpod.Answer
+	controlplane.Eventually(t, "version 1 answering", 60*time.Second, func() error {
+		var err error
+		if first, err = k.answer(pod); err == nil && (first.Version != 1 || first.Starts != 1) {
+			err = fmt.Errorf("answered %+v, want version 1 at the first start", first)
+		}
+		return err
+	})
+	sent := time.Now()
+	k.kubectl(t, "", "annotate", "--overwrite", "deployment", deployment,
+		annotations.Digest+"="+versions[2].Digest, annotations.ArtifactURL+"="+url(2))
+	controlplane.Eventually(t, "version 2 answering", h1Ceiling, func() error {
+		a, err := k.answer(pod)
+		if err == nil && (a.Version != 2 || a.PID == first.PID) {
+			err = fmt.Errorf("answered %+v", a)
+		}
+		return err
+	})
+	t.Logf("legacy mode: version 2 answering within %d ms of kubectl annotate (each check is a kubectl exec)", time.Since(sent).Milliseconds())
+	if n := k.kubectl(t, "", "get", "pod", pod, "-o", `jsonpath={.status.containerStatuses[*].restartCount}`); n != "0 0" {
+		t.Errorf("restartCount (both containers) %s, want 0 0", n)
+	}
 }
