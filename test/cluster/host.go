@@ -40,10 +40,11 @@ var globalSysctls = []string{
 }
 
 // machinePaths are created outside the cluster directory whatever the
-// flags say (REAL-CLUSTER.md, "Host changes").
+// flags say (REAL-CLUSTER.md, "Host changes"), and iptables' lock file,
+// which the first iptables command on the machine makes.
 var machinePaths = []string{
 	"/var/log/pods", "/var/log/containers", "/var/lib/kubelet", "/run/containerd",
-	"/var/lib/cni", "/opt/cni", "/etc/cni",
+	"/var/lib/cni", "/opt/cni", "/etc/cni", "/run/xtables.lock",
 }
 
 // kubepodsCgroups lists the kubelet's top cgroup in every hierarchy
