@@ -32,6 +32,22 @@ import (
 // running cluster.
 const DefaultDir = "/tmp/aether-cluster"
 
+// DirEnv moves the cluster's directory from DefaultDir.
+const DirEnv = "AETHER_CLUSTER_DIR"
+
+// KubeconfigEnv names the admin kubeconfig of a running cluster, with the
+// product installed, to the tests and the bench that use it (make
+// test-cluster sets it).
+const KubeconfigEnv = "AETHER_CLUSTER_KUBECONFIG"
+
+// DirFromEnv is the cluster's directory: $AETHER_CLUSTER_DIR, or DefaultDir.
+func DirFromEnv() string {
+	if dir := os.Getenv(DirEnv); dir != "" {
+		return dir
+	}
+	return DefaultDir
+}
+
 // Cluster is the single-node cluster of one directory.
 type Cluster struct {
 	// Dir holds the cluster's state, configs, certificates and logs.

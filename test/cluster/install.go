@@ -50,3 +50,14 @@ func (c *Cluster) Install() error {
 	}
 	return nil
 }
+
+// Installed reports, as an error, why the product cannot be used on this
+// cluster: the cluster is not running, or the webhook's Deployment is not
+// available. It starts nothing.
+func (c *Cluster) Installed() error {
+	if !c.Running() {
+		return fmt.Errorf("no cluster runs in %s", c.Dir)
+	}
+	_, err := c.Kubectl("-n", InstallNamespace, "rollout", "status", "deployment/aether-devhot", "--timeout=5s")
+	return err
+}

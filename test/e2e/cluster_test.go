@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,23 +13,25 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
-	"github.com/aether-dev/aether-devhot/test/artifact"
+	"github.com/aether-dev/aether-devhot/test/cluster"
 	"github.com/aether-dev/aether-devhot/test/controlplane"
 	"github.com/aether-dev/aether-devhot/test/localpod"
+	"github.com/aether-dev/aether-devhot/test/realpod"
 )
 
 // ClusterKubeconfigEnv points TestClusterH1H2 at the single-node cluster of
 // test/cluster with the chart installed (make test-cluster sets it).
 // Unset, the test skips. That cluster has no DNS, so unlike TestKindH1H2
 // the fetchers download from the artifact Service's ClusterIP.
-const ClusterKubeconfigEnv = "AETHER_CLUSTER_KUBECONFIG"
+const ClusterKubeconfigEnv = cluster.KubeconfigEnv
 
 // webhookNamespace is where make test-cluster installs the chart (the
 // README's namespace).
-const webhookNamespace = "aether-system"
+const webhookNamespace = cluster.InstallNamespace
 
-// h1Rounds is how many digest patches TestClusterH1H2 times.
-const h1Rounds = 20
+// h1Rounds is how many digest patches TestClusterH1H2 times, as many as
+// the bench.
+const h1Rounds = realpod.Patches
 
 // TestClusterH1H2 is the sample on real pods of a real kubelet, in a
 // namespace that enforces Pod Security "restricted": two replicas, each
@@ -55,51 +55,15 @@ func TestClusterH1H2(t *testing.T) {
 		}
 	})
 
-	dir := t.TempDir()
-	versions := map[int]artifact.Artifact{}
-	fromFile := []string{"create", "configmap", "artifacts"}
-	for v := 1; v <= 2+h1Rounds; v++ {
-		a, err := artifact.App(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "app"), v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := filepath.Join(dir, fmt.Sprintf("hello-v%d.tar.gz", v))
-		if err := os.WriteFile(f, a.Data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		versions[v] = a
-		fromFile = append(fromFile, "--from-file="+f)
-	}
-	k.kubectl(t, "", fromFile...)
-	server, err := json.Marshal(artifactServer)
+	arts, err := realpod.ServeArtifacts(k.kc(), t.TempDir(), 2+h1Rounds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.kubectl(t, fmt.Sprintf(artifactsManifest, server), "apply", "-f", "-")
-	k.kubectl(t, "", "rollout", "status", "deployment/artifacts", "--timeout=120s")
-	ip := k.kubectl(t, "", "get", "service", "artifacts", "-o", "jsonpath={.spec.clusterIP}")
-	url := func(v int) string { return fmt.Sprintf("http://%s/hello-v%d.tar.gz", ip, v) }
-
+	versions, url := arts.Versions, arts.URL
 	// The sample with two replicas, counting its starts in /tmp.
-	manifest, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "deployment.yaml"))
+	pods, err := realpod.DeploySample(k.kc(), 2, arts)
 	if err != nil {
 		t.Fatal(err)
-	}
-	const port, replicas = "        - name: PORT\n", "  replicas: 1\n"
-	if !strings.Contains(string(manifest), port) || !strings.Contains(string(manifest), replicas) {
-		t.Fatalf("test/testdata/deployment.yaml: no PORT env or replicas: 1 to edit")
-	}
-	edited := strings.Replace(string(manifest), port, "        - name: APP_STATE_DIR\n          value: /tmp\n"+port, 1)
-	edited = strings.Replace(edited, replicas, "  replicas: 2\n", 1)
-	k.kubectl(t, edited, "apply", "-f", "-")
-	k.kubectl(t, "", "annotate", "--overwrite", "deployment", deployment,
-		annotations.Digest+"="+versions[1].Digest, annotations.ArtifactURL+"="+url(1))
-	k.kubectl(t, "", "rollout", "status", "deployment/"+deployment, "--timeout=180s")
-
-	pods := strings.Fields(k.kubectl(t, "", "get", "pods", "-l", "app="+deployment,
-		"--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}"))
-	if len(pods) != 2 {
-		t.Fatalf("running pods of %s: %v, want 2", deployment, pods)
 	}
 	before := map[string]localpod.Answer{}
 	for _, pod := range pods {
@@ -128,8 +92,14 @@ func TestClusterH1H2(t *testing.T) {
 	t.Run("H1", func(t *testing.T) {
 		var took []time.Duration
 		for v := 2; v < 2+h1Rounds; v++ {
-			d := patchAndWait(t, k, pods, v, url(v), versions[v].Digest)
-			took = append(took, d)
+			each, err := realpod.PatchAndWait(k.kc(), pods, v, url(v), versions[v].Digest, h1Ceiling)
+			if err != nil {
+				t.Fatalf("version %d: %v", v, err)
+			}
+			for pod, d := range each {
+				t.Logf("version %d: pod %s answers %d ms after kubectl annotate", v, pod, d.Milliseconds())
+			}
+			took = append(took, realpod.Slowest(each))
 			for _, pod := range pods {
 				after, err := k.answer(pod)
 				if err != nil {
@@ -264,141 +234,11 @@ func logCount(t *testing.T, k *kindCluster, prefix string, logsArgs ...string) i
 	}
 }
 
-// artifactsManifest serves the ConfigMap artifacts with the node program
-// %s (artifactServer, JSON-quoted) behind the Service artifacts, within Pod
-// Security "restricted".
-const artifactsManifest = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: artifacts
-spec:
-  selector:
-    matchLabels: {app: artifacts}
-  template:
-    metadata:
-      labels: {app: artifacts}
-    spec:
-      terminationGracePeriodSeconds: 1
-      securityContext:
-        runAsNonRoot: true
-        runAsUser: 1000
-        seccompProfile: {type: RuntimeDefault}
-      containers:
-      - name: node
-        image: node:20
-        command: ["node", "-e", %s]
-        ports: [{containerPort: 8000}]
-        securityContext:
-          allowPrivilegeEscalation: false
-          capabilities: {drop: ["ALL"]}
-        volumeMounts: [{name: artifacts, mountPath: /artifacts}]
-      volumes:
-      - name: artifacts
-        configMap: {name: artifacts}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: artifacts
-spec:
-  selector: {app: artifacts}
-  ports: [{port: 80, targetPort: 8000}]
-`
-
 // restarts returns the restartCount of pod's fetcher and app containers.
 func restarts(t *testing.T, k *kindCluster, pod string) string {
 	t.Helper()
 	return k.kubectl(t, "", "get", "pod", pod, "-o",
 		`jsonpath={.status.initContainerStatuses[?(@.name=="aether-fetcher")].restartCount} {.status.containerStatuses[?(@.name=="`+appName+`")].restartCount}`)
-}
-
-// versionWatcher polls the app from inside its container every 5 ms, says
-// "ready" after its first answer, and prints the wall clock in ms when the
-// app answers version %d. Containers share the machine's clock, so the
-// time is comparable with the test's.
-const versionWatcher = `let said = false;
-(async () => {
-  for (;;) {
-    try {
-      const a = await (await fetch('http://127.0.0.1:8080/')).json();
-      if (!said) { said = true; console.log('ready'); }
-      if (a.version === %d) { console.log('seen ' + Date.now()); process.exit(0); }
-    } catch (e) {}
-    await new Promise(r => setTimeout(r, 5));
-  }
-})();`
-
-// patchAndWait patches the digest to version v and returns the time from
-// just before kubectl annotate until every pod answers v, as seen from
-// inside each pod (not through a kubectl exec per check).
-func patchAndWait(t *testing.T, k *kindCluster, pods []string, v int, url, digest string) time.Duration {
-	t.Helper()
-	type seen struct {
-		pod string
-		at  time.Time
-		err error
-	}
-	results := make(chan seen, len(pods))
-	ready := make(chan string, len(pods))
-	for _, pod := range pods {
-		cmd := exec.Command(cp.Kubectl, "--kubeconfig", k.kubeconfig, "-n", k.ns, "exec", pod, "-c", appName, "--",
-			"node", "-e", fmt.Sprintf(versionWatcher, v))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func(pod string) {
-			s := bufio.NewScanner(out)
-			r := seen{pod: pod, err: fmt.Errorf("watcher ended without seeing version %d", v)}
-			for s.Scan() {
-				if s.Text() == "ready" {
-					ready <- pod
-				} else if ms, ok := strings.CutPrefix(s.Text(), "seen "); ok {
-					n, err := strconv.ParseInt(ms, 10, 64)
-					r = seen{pod: pod, at: time.UnixMilli(n), err: err}
-				}
-			}
-			if err := cmd.Wait(); err != nil && r.at.IsZero() {
-				r.err = fmt.Errorf("%v: %v: %s", r.err, err, stderr.String())
-			}
-			results <- r
-		}(pod)
-		t.Cleanup(func() { _ = cmd.Process.Kill() })
-	}
-	for range pods {
-		select {
-		case <-ready:
-		case r := <-results:
-			t.Fatalf("pod %s: %v", r.pod, r.err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("version watchers not ready after 30s")
-		}
-	}
-	sent := time.Now()
-	k.kubectl(t, "", "annotate", "--overwrite", "deployment", deployment,
-		annotations.Digest+"="+digest, annotations.ArtifactURL+"="+url)
-	var slowest time.Duration
-	timeout := time.After(h1Ceiling)
-	for range pods {
-		select {
-		case r := <-results:
-			if r.err != nil {
-				t.Fatalf("pod %s: %v", r.pod, r.err)
-			}
-			if d := r.at.Sub(sent); d > slowest {
-				slowest = d
-			}
-			t.Logf("version %d: pod %s answers %d ms after kubectl annotate", v, r.pod, r.at.Sub(sent).Milliseconds())
-		case <-timeout:
-			t.Fatalf("version %d: not answered by every pod within %s", v, h1Ceiling)
-		}
-	}
-	return slowest
 }
 
 // TestClusterWebhookFaults runs the chart's webhook through two faults on
@@ -531,37 +371,16 @@ func TestClusterLegacyMode(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	dir := t.TempDir()
-	versions := map[int]artifact.Artifact{}
-	fromFile := []string{"create", "configmap", "artifacts"}
-	for _, v := range []int{1, 2} {
-		a, err := artifact.App(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "app"), v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := filepath.Join(dir, fmt.Sprintf("hello-v%d.tar.gz", v))
-		if err := os.WriteFile(f, a.Data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		versions[v] = a
-		fromFile = append(fromFile, "--from-file="+f)
-	}
-	k.kubectl(t, "", fromFile...)
-	server, err := json.Marshal(artifactServer)
+	arts, err := realpod.ServeArtifacts(k.kc(), t.TempDir(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.kubectl(t, fmt.Sprintf(artifactsManifest, server), "apply", "-f", "-")
-	k.kubectl(t, "", "rollout", "status", "deployment/artifacts", "--timeout=120s")
-	ip := k.kubectl(t, "", "get", "service", "artifacts", "-o", "jsonpath={.spec.clusterIP}")
-	url := func(v int) string { return fmt.Sprintf("http://%s/hello-v%d.tar.gz", ip, v) }
-
-	manifest, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "deployment.yaml"))
+	versions, url := arts.Versions, arts.URL
+	manifest, err := realpod.SampleManifest(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const port = "        - name: PORT\n"
-	k.kubectl(t, strings.Replace(string(manifest), port, "        - name: APP_STATE_DIR\n          value: /tmp\n"+port, 1), "apply", "-f", "-")
+	k.kubectl(t, manifest, "apply", "-f", "-")
 	var pod string
 	controlplane.Eventually(t, "a pod of "+deployment, 60*time.Second, func() error {
 		pod = k.kubectl(t, "", "get", "pods", "-l", "app="+deployment, "-o", "jsonpath={.items[*].metadata.name}")

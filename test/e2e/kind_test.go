@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,21 +12,13 @@ import (
 	"github.com/aether-dev/aether-devhot/test/artifact"
 	"github.com/aether-dev/aether-devhot/test/controlplane"
 	"github.com/aether-dev/aether-devhot/test/localpod"
+	"github.com/aether-dev/aether-devhot/test/realpod"
 )
 
 // KindKubeconfigEnv points TestKindH1H2 at a real cluster where the chart is
 // installed (test/kind/e2e.sh sets it: `make e2e-kind`). Unset, the test
 // skips; every other test here uses the local control plane regardless.
 const KindKubeconfigEnv = "AETHER_E2E_KUBECONFIG"
-
-// artifactServer serves the ConfigMap of artifacts mounted at /artifacts
-// inside the cluster, so pods fetch without reaching the host, and logs one
-// line per request so that the test can count downloads.
-const artifactServer = `const fs = require('node:fs');
-require('node:http').createServer((req, res) => {
-  console.log('GET ' + req.url);
-  fs.readFile('/artifacts' + req.url, (err, b) => { res.statusCode = err ? 404 : 200; res.end(err ? '' : b); });
-}).listen(8000);`
 
 // kindCluster runs the pinned kubectl against the cluster of
 // KindKubeconfigEnv, in the test's namespace.
@@ -37,16 +27,14 @@ type kindCluster struct {
 	ns         string
 }
 
+// kc is the pinned kubectl in k's cluster and namespace.
+func (k *kindCluster) kc() realpod.Kubectl {
+	return realpod.Kubectl{Bin: cp.Kubectl, Kubeconfig: k.kubeconfig, Namespace: k.ns}
+}
+
+// run runs the pinned kubectl with stdin and args, and returns its stdout.
 func (k *kindCluster) run(stdin string, args ...string) (string, error) {
-	cmd := exec.Command(cp.Kubectl, append([]string{"--kubeconfig", k.kubeconfig, "-n", k.ns}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out), nil
+	return k.kc().Run(stdin, args...)
 }
 
 func (k *kindCluster) kubectl(t *testing.T, stdin string, args ...string) string {
@@ -58,20 +46,8 @@ func (k *kindCluster) kubectl(t *testing.T, stdin string, args ...string) string
 	return out
 }
 
-// answer asks the app in pod, from inside its container (it listens on
-// loopback), for its version, process and start count.
-func (k *kindCluster) answer(pod string) (localpod.Answer, error) {
-	out, err := k.run("", "exec", pod, "-c", appName, "--", "node", "-e",
-		`fetch('http://127.0.0.1:8080/').then(r => r.text()).then(t => process.stdout.write(t), e => { console.error(e.message); process.exit(1); })`)
-	if err != nil {
-		return localpod.Answer{}, err
-	}
-	var a localpod.Answer
-	if err := json.Unmarshal([]byte(out), &a); err != nil {
-		return localpod.Answer{}, fmt.Errorf("app answered %q: %w", out, err)
-	}
-	return a, nil
-}
+// answer asks the app in pod for its version, process and start count.
+func (k *kindCluster) answer(pod string) (localpod.Answer, error) { return k.kc().Answer(pod) }
 
 // count counts the lines of a container's log that start with prefix.
 func (k *kindCluster) count(t *testing.T, prefix string, logsArgs ...string) int {
@@ -118,7 +94,7 @@ func TestKindH1H2(t *testing.T) {
 		fromFile = append(fromFile, "--from-file="+f)
 	}
 	k.kubectl(t, "", fromFile...)
-	k.kubectl(t, "", "create", "deployment", "artifacts", "--image=node:20", "--port=8000", "--", "node", "-e", artifactServer)
+	k.kubectl(t, "", "create", "deployment", "artifacts", "--image=node:20", "--port=8000", "--", "node", "-e", realpod.ArtifactServer)
 	k.kubectl(t, "", "patch", "deployment", "artifacts", "--type=strategic", "-p",
 		`{"spec":{"template":{"spec":{"volumes":[{"name":"artifacts","configMap":{"name":"artifacts"}}],"containers":[{"name":"node","volumeMounts":[{"name":"artifacts","mountPath":"/artifacts"}]}]}}}}`)
 	k.kubectl(t, "", "expose", "deployment", "artifacts", "--port=80", "--target-port=8000")

@@ -22,11 +22,12 @@ import (
 	"github.com/aether-dev/aether-devhot/test/artifact"
 	"github.com/aether-dev/aether-devhot/test/controlplane"
 	"github.com/aether-dev/aether-devhot/test/localpod"
+	"github.com/aether-dev/aether-devhot/test/realpod"
 )
 
 const (
-	deployment = "hello"
-	appName    = "app"
+	deployment = realpod.Deployment
+	appName    = realpod.AppContainer
 	// h1Ceiling is the seed's acceptance ceiling for annotate -> new code.
 	h1Ceiling = 10 * time.Second
 )

@@ -7,9 +7,13 @@
 // pkg/sidecar/release and test/node (go test -bench); then, on the local
 // control plane (real etcd and kube-apiserver): admission overhead,
 // webhook HTTPS throughput, H1 reload latency (watch and poll), save →
-// live with kubectl devhot push --watch, API server load of idle fetchers (watch and poll) and fetcher memory. All traffic
-// stays on loopback, every loop is bounded in count and time, and every
-// process it starts is stopped before it exits.
+// live with kubectl devhot push --watch, API server load of idle fetchers
+// (watch and poll) and fetcher memory; last, when the real single-node
+// cluster of test/cluster runs with the product installed, H1 on its real
+// pods (the bench never starts or stops that cluster). All traffic stays on
+// loopback or inside that cluster's network namespace, every loop is
+// bounded in count and time, and every process it starts is stopped before
+// it exits.
 package main
 
 import (
@@ -20,6 +24,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -49,6 +54,7 @@ type config struct {
 	saves                int
 	count                int
 	skipGoTest, keep     bool
+	skipRealPods         bool
 	deadline             time.Duration
 }
 
@@ -88,6 +94,7 @@ func main() {
 	flag.Int64Var(&c.bigMiB, "big-mib", 100, "uncompressed size of the big artifact for the RSS figure, MiB")
 	flag.IntVar(&c.count, "count", 5, "go test -count for the in-process benchmarks")
 	flag.BoolVar(&c.skipGoTest, "skip-go-test", false, "skip the go test -bench phase")
+	flag.BoolVar(&c.skipRealPods, "skip-real-pods", false, "skip H1 on the real pods of test/cluster even when that cluster runs")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (logs, workspaces)")
 	flag.DurationVar(&c.deadline, "deadline", 14*time.Minute, "give up after this long")
 	flag.Parse()
@@ -190,7 +197,25 @@ func (b *runner) run() error {
 	b.phase("save → live: kubectl devhot push --watch", b.saveLive)
 	b.phase("API server load of idle fetchers, watch then poll", b.apiLoad)
 	b.phase("fetcher RSS, idle and applying the big artifact", b.rss)
+	b.realPodsPhase()
 	return b.ctx.Err()
+}
+
+// realPodsPhase runs H1 on real pods when the real cluster runs with the
+// product installed; otherwise it records why not, which is no failure.
+func (b *runner) realPodsPhase() {
+	if b.cfg.skipRealPods {
+		b.res.realSkip = "-skip-real-pods"
+		return
+	}
+	c, err := b.realPodsCluster()
+	if err != nil {
+		progress("H1 on real pods: skipped, no real cluster with the product installed: %s",
+			strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " / "))
+		b.res.realSkip = realPodsHint
+		return
+	}
+	b.phase("H1 on real pods: annotate → both pods answer", func() error { return b.realPods(c) })
 }
 
 // goBuild builds the package pkg of this module into out.

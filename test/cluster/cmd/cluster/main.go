@@ -26,10 +26,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: cluster up|images|install|down")
 		os.Exit(2)
 	}
-	dir := os.Getenv("AETHER_CLUSTER_DIR")
-	if dir == "" {
-		dir = cluster.DefaultDir
-	}
+	dir := cluster.DirFromEnv()
 	c := &cluster.Cluster{Dir: dir, Repo: controlplane.RepoRoot(), Out: os.Stdout}
 	var err error
 	switch os.Args[1] {

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aether-dev/aether-devhot/test/bench"
+	"github.com/aether-dev/aether-devhot/test/cluster"
+	"github.com/aether-dev/aether-devhot/test/realpod"
+)
+
+const realNS = "bench-real-h1"
+
+// realPodsHint is what the table says when the real cluster is not there.
+const realPodsHint = "make cluster-up && go run ./test/cluster/cmd/cluster install"
+
+// realPodsCluster is the cluster of test/cluster that the real-pod phase
+// uses: the directory of $AETHER_CLUSTER_KUBECONFIG when it is set, else
+// that of cluster.DirFromEnv. It returns why it cannot be used, if so: the
+// bench never starts or stops it.
+func (b *runner) realPodsCluster() (*cluster.Cluster, error) {
+	dir := cluster.DirFromEnv()
+	if kc := os.Getenv(cluster.KubeconfigEnv); kc != "" {
+		dir = filepath.Dir(kc)
+	}
+	c := &cluster.Cluster{Dir: dir, Repo: b.root, Out: io.Discard}
+	return c, c.Installed()
+}
+
+// realPods is H1 on real pods, the method of test/e2e's TestClusterH1H2:
+// the sample with 2 replicas in a namespace that enforces Pod Security
+// "restricted", artifacts from a pod behind a Service; for each of
+// realpod.Patches versions, a version watcher inside each pod polls its app
+// every 5 ms, then kubectl annotate patches the digest, and the latency is
+// until the last pod answers. The namespace is deleted at the end.
+func (b *runner) realPods(c *cluster.Cluster) error {
+	k := realpod.Kubectl{Bin: filepath.Join(b.root, "bin", "kubectl"), Kubeconfig: c.Kubeconfig(), Namespace: realNS}
+	if _, err := k.Run("", "create", "namespace", realNS); err != nil {
+		return err
+	}
+	defer func() {
+		progress("delete namespace %s on the real cluster", realNS)
+		if _, err := k.Run("", "delete", "namespace", realNS, "--timeout=120s"); err != nil {
+			fmt.Fprintf(os.Stderr, "    %v\n", err)
+		}
+	}()
+	if _, err := k.Run("", "label", "namespace", realNS, "pod-security.kubernetes.io/enforce=restricted"); err != nil {
+		return err
+	}
+	dir := filepath.Join(b.dir, "real-pods")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	arts, err := realpod.ServeArtifacts(k, dir, 1+realpod.Patches)
+	if err != nil {
+		return err
+	}
+	pods, err := realpod.DeploySample(k, 2, arts)
+	if err != nil {
+		return err
+	}
+	for v := 2; v <= 1+realpod.Patches; v++ {
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
+		each, err := realpod.PatchAndWait(k, pods, v, arts.URL(v), arts.Versions[v].Digest, seedH1Ceiling)
+		if err != nil {
+			return fmt.Errorf("version %d: %w", v, err)
+		}
+		b.res.realH1 = append(b.res.realH1, realpod.Slowest(each))
+	}
+	lat := b.res.realH1
+	fmt.Fprintf(os.Stderr, "    real pods: %d patches, p50 %v, p95 %v, max %v\n", len(lat),
+		bench.Percentile(lat, 50).Round(time.Millisecond), bench.Percentile(lat, 95).Round(time.Millisecond),
+		bench.Percentile(lat, 100).Round(time.Millisecond))
+	return nil
+}
