@@ -63,7 +63,7 @@ func (f *Fetcher) succeeded(ctx context.Context, o outcome) context.CancelFunc {
 	// Wait for it without touching, so that RefreshLive still follows.
 	retouch := f.retouch
 	if _, err := f.ws.Loaded(); errors.Is(err, fs.ErrNotExist) {
-		retouch = 2 * liveWait
+		retouch = release.NeverRetouch
 	}
 	lctx, cancel := context.WithTimeout(ctx, liveWait)
 	f.bg.Go(func() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -50,15 +51,21 @@ func (w *Workspace) Loaded() (Loaded, error) {
 	return l, nil
 }
 
+// NeverRetouch makes WaitLoaded only wait, for an app that has never
+// loaded a release: it is not running yet and will load current when it
+// starts, so a touch would only restart it twice.
+const NeverRetouch time.Duration = math.MaxInt64
+
 // WaitLoaded waits until .aether/loaded shows digest ready and returns how
 // long that took (live_ms). It gives up with ctx's error; that is not a
 // REFRESH_FAIL, since the release is already published.
 //
 // Node drops a change that arrives while it restarts, so WaitLoaded touches
 // boot.cjs again if no process has chosen digest within retouch
-// (DefaultRetouch when zero or negative). Once one has, it only waits:
-// touching an app that is still loading would restart it, and an app that
-// loads for longer than retouch would then never come up.
+// (DefaultRetouch when zero or negative; NeverRetouch never touches). Once
+// one has, it only waits: touching an app that is still loading would
+// restart it, and an app that loads for longer than retouch would then
+// never come up.
 func (w *Workspace) WaitLoaded(ctx context.Context, digest string, retouch time.Duration) (time.Duration, error) {
 	if retouch <= 0 {
 		retouch = DefaultRetouch
