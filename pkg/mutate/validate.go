@@ -3,15 +3,13 @@ package mutate
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
-
-var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 func annotationField(key string) string {
 	return fmt.Sprintf("metadata.annotations[%s]", key)
@@ -22,10 +20,10 @@ func annotationField(key string) string {
 // message, rather than failing later inside every pod.
 func validateAnnotations(d *appsv1.Deployment) *Denial {
 	ann := d.Annotations
-	digest, hasDigest := ann[annotations.Digest]
-	if hasDigest && !digestRE.MatchString(digest) {
+	value, hasDigest := ann[annotations.Digest]
+	if hasDigest && !digest.Valid(value) {
 		return deny(ReasonBadAnnotation, annotationField(annotations.Digest),
-			fmt.Sprintf("%q is not sha256:<64 lowercase hex>", digest),
+			fmt.Sprintf("%q is not sha256:<64 lowercase hex>", value),
 			"set it to the artifact's digest, e.g. %s=sha256:$(sha256sum app.tar.gz | cut -c1-64)", annotations.Digest)
 	}
 	raw, hasURL := ann[annotations.ArtifactURL]

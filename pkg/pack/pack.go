@@ -8,8 +8,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
 
 // Artifact is a packed tree.
@@ -32,7 +32,7 @@ type Artifact struct {
 }
 
 // Hex returns the digest without its "sha256:" prefix.
-func (a *Artifact) Hex() string { return strings.TrimPrefix(a.Digest, "sha256:") }
+func (a *Artifact) Hex() string { return strings.TrimPrefix(a.Digest, digest.Prefix) }
 
 // epoch is every entry's mtime: real mtimes would change the digest of a
 // tree whose contents did not change (a checkout, a touch, a copy).
@@ -105,8 +105,7 @@ func Dir(dir string, o Options) (*Artifact, error) {
 		return nil, fmt.Errorf("pack %s: %w", dir, err)
 	}
 	a.Data = buf.Bytes()
-	sum := sha256.Sum256(a.Data)
-	a.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	a.Digest = digest.Of(a.Data)
 	return a, nil
 }
 

@@ -3,6 +3,8 @@ package store
 import (
 	"fmt"
 	"strings"
+
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
 
 // BlobPathPrefix is where blobs live; the rest of the path is the
@@ -20,22 +22,8 @@ func ParseBlobPath(path string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("path %q is not under %s", path, BlobPathPrefix)
 	}
-	if !IsHex(hex) {
+	if !digest.IsHex(hex) {
 		return "", fmt.Errorf("path %q: want %s<64 lowercase hex digits>", path, BlobPathPrefix)
 	}
 	return hex, nil
-}
-
-// IsHex reports whether s is a sha256 in 64 lowercase hex digits.
-func IsHex(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -18,6 +18,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
 
 // Errors of Put, which the HTTP handler maps to status codes.
@@ -111,7 +113,7 @@ func Open(dir string, lim Limits, opts ...Option) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !fi.Mode().IsRegular() || !IsHex(de.Name()) {
+		if !fi.Mode().IsRegular() || !digest.IsHex(de.Name()) {
 			continue
 		}
 		all = append(all, found{entry{de.Name(), fi.Size()}, fi.ModTime()})
@@ -139,7 +141,7 @@ func (s *Store) Has(id string) bool {
 // refused before anything is read. created is false when the blob was
 // already stored, by an earlier or a concurrent Put.
 func (s *Store) Put(id string, r io.Reader, size int64) (created bool, err error) {
-	if !IsHex(id) {
+	if !digest.IsHex(id) {
 		return false, fmt.Errorf("%q is not 64 lowercase hex digits", id)
 	}
 	if size > s.lim.MaxBlobBytes {

@@ -7,8 +7,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,6 +15,8 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
 
 // Artifact is one built version.
@@ -48,8 +48,7 @@ func App(appDir string, v int) (Artifact, error) {
 	if err != nil {
 		return Artifact{}, err
 	}
-	sum := sha256.Sum256(data)
-	return Artifact{Version: v, Data: data, Digest: "sha256:" + hex.EncodeToString(sum[:])}, nil
+	return Artifact{Version: v, Data: data, Digest: digest.Of(data)}, nil
 }
 
 // TarGz packs files, sorted by name, as a gzipped tar.

@@ -4,10 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
 
 // Incompressible builds a .tar.gz of size bytes of pseudo-random data in
@@ -43,6 +43,5 @@ func Incompressible(size, fileSize int64, seed uint64) (Artifact, error) {
 	if err := gz.Close(); err != nil {
 		return Artifact{}, err
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	return Artifact{Data: buf.Bytes(), Digest: "sha256:" + hex.EncodeToString(sum[:])}, nil
+	return Artifact{Data: buf.Bytes(), Digest: digest.Of(buf.Bytes())}, nil
 }

@@ -18,6 +18,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 	"github.com/aether-dev/aether-devhot/test/artifact"
 )
@@ -34,7 +35,7 @@ type entry = artifact.Entry
 var (
 	file     = artifact.File
 	special  = artifact.Special
-	digestOf = artifact.DigestOf
+	digestOf = digest.Of
 )
 
 // tgz builds a .tar.gz from entries exactly as given, however malicious.

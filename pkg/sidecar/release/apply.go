@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
 
 // userAgent names the fetcher in artifact servers' logs.
@@ -42,7 +44,7 @@ type Result struct {
 //
 // client should come from NewHTTPClient; zero fields of lim take defaults.
 func (w *Workspace) Apply(ctx context.Context, client *http.Client, t Target, lim Limits) (Result, error) {
-	if !isHex64(t.Hex) || t.Digest != digestPrefix+t.Hex || t.URL == nil {
+	if !digest.IsHex(t.Hex) || t.Digest != digest.Prefix+t.Hex || t.URL == nil {
 		return Result{}, newError(ReasonBadAnnotation, fmt.Errorf("target %q was not made by ParseTarget", t.Digest))
 	}
 	lim = lim.withDefaults()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 	"github.com/aether-dev/aether-devhot/test/artifact"
@@ -26,7 +27,7 @@ type entry = artifact.Entry
 var (
 	file     = artifact.File
 	dir      = artifact.Dir
-	digestOf = artifact.DigestOf
+	digestOf = digest.Of
 )
 
 // tgz builds a .tar.gz from entries exactly as given, however malicious.

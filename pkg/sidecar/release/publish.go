@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -86,7 +87,7 @@ func (w *Workspace) prune(live string) {
 	}
 	var old []release
 	for _, e := range entries {
-		if !e.IsDir() || !isHex64(e.Name()) || e.Name() == live {
+		if !e.IsDir() || !digest.IsHex(e.Name()) || e.Name() == live {
 			continue
 		}
 		if fi, err := e.Info(); err == nil {

@@ -7,10 +7,8 @@ import (
 	"strings"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
-
-// digestPrefix is the only algorithm the digest annotation may name.
-const digestPrefix = "sha256:"
 
 // Target is the release that a Deployment's annotations ask for.
 type Target struct {
@@ -30,8 +28,8 @@ type Target struct {
 // Workspace.Current, so accepting two spellings of one digest would make the
 // fetcher re-publish forever. Credentials in the URL are refused because
 // anyone who can read the Deployment can read its annotations.
-func ParseTarget(digest, artifactURL string) (Target, error) {
-	hex, err := parseDigest(digest)
+func ParseTarget(digestValue, artifactURL string) (Target, error) {
+	hex, err := parseDigest(digestValue)
 	if err != nil {
 		return Target{}, newError(ReasonBadAnnotation, fmt.Errorf("annotation %s: %w", annotations.Digest, err))
 	}
@@ -39,35 +37,21 @@ func ParseTarget(digest, artifactURL string) (Target, error) {
 	if err != nil {
 		return Target{}, newError(ReasonBadAnnotation, fmt.Errorf("annotation %s: %w", annotations.ArtifactURL, err))
 	}
-	return Target{Digest: digest, Hex: hex, URL: u}, nil
+	return Target{Digest: digestValue, Hex: hex, URL: u}, nil
 }
 
-func parseDigest(digest string) (string, error) {
-	if digest == "" {
+func parseDigest(d string) (string, error) {
+	if d == "" {
 		return "", errors.New("not set")
 	}
-	hex, ok := strings.CutPrefix(digest, digestPrefix)
+	hex, ok := strings.CutPrefix(d, digest.Prefix)
 	if !ok {
-		return "", fmt.Errorf("%q must start with %q", digest, digestPrefix)
+		return "", fmt.Errorf("%q must start with %q", d, digest.Prefix)
 	}
-	if !isHex64(hex) {
-		return "", fmt.Errorf("%q must be %q followed by 64 lowercase hex digits", digest, digestPrefix)
+	if !digest.IsHex(hex) {
+		return "", fmt.Errorf("%q must be %q followed by 64 lowercase hex digits", d, digest.Prefix)
 	}
 	return hex, nil
-}
-
-// isHex64 reports whether s is 64 lowercase hex digits, the form of a
-// release directory name.
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 func parseArtifactURL(raw string) (*url.URL, error) {

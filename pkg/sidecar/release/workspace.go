@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -156,7 +157,7 @@ func (w *Workspace) Current() string {
 	if hex == "" {
 		return ""
 	}
-	return digestPrefix + hex
+	return digest.Prefix + hex
 }
 
 // currentHex returns the hex of the live release, "" if there is none.
@@ -166,7 +167,7 @@ func (w *Workspace) currentHex() string {
 		return ""
 	}
 	hex, ok := strings.CutPrefix(target, sidecar.ReleasesDir+"/")
-	if !ok || !isHex64(hex) {
+	if !ok || !digest.IsHex(hex) {
 		return ""
 	}
 	if fi, err := os.Stat(filepath.Join(w.releases, hex)); err != nil || !fi.IsDir() {
