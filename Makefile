@@ -26,10 +26,22 @@ fmt:
 vet:
 	go vet ./...
 
-## test: every test, the integration tests on the real local control plane included.
+## test: every test: go test ./... with the integration tests on the real local control
+## plane, then the e2e tests on real pods (test-cluster) where this machine can run the
+## real cluster (Linux, root, network namespaces: `cluster check`), else a line that says
+## why they were skipped. AETHER_REQUIRE_CLUSTER=1 (.ci/run sets it) makes that a failure.
 .PHONY: test
 test: tools fmt vet
-	AETHER_REQUIRE_INTEGRATION=1 AETHER_REQUIRE_NODE=1 go test $(GO_TEST_FLAGS) ./...
+	@echo "AETHER_REQUIRE_INTEGRATION=1 AETHER_REQUIRE_NODE=1 go test $(GO_TEST_FLAGS) ./..."; start=$$SECONDS; \
+	AETHER_REQUIRE_INTEGRATION=1 AETHER_REQUIRE_NODE=1 go test $(GO_TEST_FLAGS) ./... && \
+	echo "go test ./...: $$((SECONDS - start))s"
+	@if why=$$($(CLUSTER) check 2>&1); then \
+	  $(MAKE) --no-print-directory test-cluster; \
+	elif [ -n "$$AETHER_REQUIRE_CLUSTER" ]; then \
+	  echo "real-cluster e2e: AETHER_REQUIRE_CLUSTER is set but this machine cannot run it:"; echo "$$why"; exit 1; \
+	else \
+	  echo "real-cluster e2e: skipped (make test-cluster):"; echo "$$why"; \
+	fi
 
 ## fuzz: run each fuzz target for FUZZTIME (new failing inputs land in testdata/fuzz).
 FUZZTIME ?= 60s
@@ -128,7 +140,7 @@ cluster-down:
 ## (on a failure, the pods and the tail of every daemon's log are printed first).
 .PHONY: test-cluster
 test-cluster: cluster-tools
-	@dir=$${AETHER_CLUSTER_DIR:-/tmp/aether-cluster}; status=0; \
+	@dir=$${AETHER_CLUSTER_DIR:-/tmp/aether-cluster}; status=0; start=$$SECONDS; \
 	$(CLUSTER) up && $(CLUSTER) install && \
 	AETHER_CLUSTER_KUBECONFIG=$$dir/kubeconfig \
 	  go test ./test/e2e -run '^TestCluster' -count=1 -v -timeout 15m || status=$$?; \
@@ -137,4 +149,4 @@ test-cluster: cluster-tools
 	  tail -n 30 $$dir/logs/*.log; \
 	fi; \
 	$(CLUSTER) down || status=$$?; \
-	exit $$status
+	echo "test-cluster: $$((SECONDS - start))s"; exit $$status

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -118,12 +119,37 @@ func (c *Cluster) lock() (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
+// Supported reports why this machine cannot run the cluster, or nil: it
+// needs Linux, root, network namespaces (tried with unshare), and
+// containerd, runc and the CNI plugins, or apt-get to install them. It
+// changes nothing on the host.
+func Supported() error {
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("needs Linux, this is %s", runtime.GOOS)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (network namespaces, mounts, cgroups)")
+	}
+	for _, p := range []string{"ip", "nsenter", "unshare"} {
+		if _, err := exec.LookPath(p); err != nil {
+			return fmt.Errorf("needs %s (iproute2, util-linux)", p)
+		}
+	}
+	if out, err := exec.Command("unshare", "--net", "true").CombinedOutput(); err != nil {
+		return fmt.Errorf("cannot make a network namespace (unshare --net: %v: %s)", err, strings.TrimSpace(string(out)))
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil && missingPackages() {
+		return errors.New("containerd, runc or the CNI plugins are missing, and there is no apt-get to install them")
+	}
+	return nil
+}
+
 // Up brings the cluster up, or reuses it when it is already running. A
 // half-up cluster (a namespace without all its daemons) is an error that
 // names make cluster-down.
 func (c *Cluster) Up() error {
-	if os.Geteuid() != 0 {
-		return errors.New("the cluster needs root (network namespaces, mounts, cgroups)")
+	if err := Supported(); err != nil {
+		return fmt.Errorf("this machine cannot run the cluster: %w", err)
 	}
 	unlock, err := c.lock()
 	if err != nil {
@@ -175,26 +201,44 @@ func (c *Cluster) Up() error {
 }
 
 // ensurePackages installs containerd, runc, the CNI plugins and iptables
-// with apt when one is missing, without starting any service.
+// with apt when one is missing, without starting any service. When the
+// install fails, it updates apt's package lists once and tries again: a
+// fresh machine may have none.
 func ensurePackages() error {
-	missing := false
-	for _, p := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "iptables", "nsenter", "ip"} {
-		if _, err := exec.LookPath(p); err != nil {
-			missing = true
-		}
-	}
-	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
-		missing = true
-	}
-	if !missing {
+	if !missingPackages() {
 		return nil
 	}
-	cmd := exec.Command("apt-get", "install", "-y", "-q", "--no-install-recommends", "containerd", "runc", "containernetworking-plugins", "iptables")
+	install := func() error {
+		return apt("install", "-y", "-q", "--no-install-recommends", "containerd", "runc", "containernetworking-plugins", "iptables")
+	}
+	if err := install(); err != nil {
+		if uerr := apt("update", "-q"); uerr != nil {
+			return fmt.Errorf("%w\n%w", err, uerr)
+		}
+		return install()
+	}
+	return nil
+}
+
+// missingPackages reports whether a command or the CNI bridge plugin of
+// ensurePackages is missing.
+func missingPackages() bool {
+	for _, p := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "iptables", "nsenter", "ip"} {
+		if _, err := exec.LookPath(p); err != nil {
+			return true
+		}
+	}
+	_, err := os.Stat("/usr/lib/cni/bridge")
+	return err != nil
+}
+
+func apt(args ...string) error {
+	cmd := exec.Command("apt-get", args...)
 	// RUNLEVEL=1 asks invoke-rc.d not to start the packaged containerd: the
 	// cluster runs its own, with its own config.
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "RUNLEVEL=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get install containerd runc containernetworking-plugins iptables: %v\n%s", err, out)
+		return fmt.Errorf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return nil
 }

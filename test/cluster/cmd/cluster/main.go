@@ -1,5 +1,7 @@
 // Command cluster runs the real single-node cluster of test/cluster:
 //
+//	cluster check    say whether this machine can run it, and why not
+//	                 (exit status 1); changes nothing
 //	cluster up       bring it up, or reuse the running one
 //	cluster images   rebuild the images and import them into the running cluster
 //	cluster install  install the product as a user would: helm install with
@@ -9,7 +11,8 @@
 //
 // The cluster lives in $AETHER_CLUSTER_DIR (default /tmp/aether-cluster);
 // its admin kubeconfig is kubeconfig there. Make targets: cluster-up,
-// cluster-images, cluster-down, test-cluster.
+// cluster-images, cluster-down, test-cluster; make test runs test-cluster
+// when check says yes.
 package main
 
 import (
@@ -23,13 +26,17 @@ import (
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: cluster up|images|install|down")
+		fmt.Fprintln(os.Stderr, "usage: cluster check|up|images|install|down")
 		os.Exit(2)
 	}
 	dir := cluster.DirFromEnv()
 	c := &cluster.Cluster{Dir: dir, Repo: controlplane.RepoRoot(), Out: os.Stdout}
 	var err error
 	switch os.Args[1] {
+	case "check":
+		if err = cluster.Supported(); err == nil {
+			fmt.Println("this machine can run the real single-node cluster")
+		}
 	case "up":
 		err = c.Up()
 	case "down":
@@ -48,7 +55,7 @@ func main() {
 	case "install":
 		err = c.Install()
 	default:
-		err = fmt.Errorf("unknown command %q: want up, images, install or down", os.Args[1])
+		err = fmt.Errorf("unknown command %q: want check, up, images, install or down", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
