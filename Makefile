@@ -57,7 +57,9 @@ fuzz:
 bench: tools
 	go run ./test/bench/cmd/benchtable $(BENCH_FLAGS)
 
-## demo: start the local control plane and the webhook, apply the sample and show the mutation.
+## demo: the webhook, the labelled sample and its mutation, then three live reloads with their
+## latency: on real pods of the single-node cluster where this machine can run it (Linux, root),
+## else on the local control plane. DEMO=local or DEMO=cluster chooses.
 .PHONY: demo
 demo: tools
 	go run ./test/demo
