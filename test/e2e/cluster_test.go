@@ -348,20 +348,8 @@ func TestClusterLegacyMode(t *testing.T) {
 	if kubeconfig == "" {
 		t.Skipf("%s is not set: this test runs on the real single-node cluster with `make test-cluster`", ClusterKubeconfigEnv)
 	}
-	system := &kindCluster{kubeconfig: kubeconfig, ns: webhookNamespace}
-	sidecarMode := func(t *testing.T, mode string) {
-		t.Helper()
-		helm := exec.Command(filepath.Join(controlplane.RepoRoot(), "bin", "helm"), "upgrade", "aether-devhot",
-			filepath.Join(controlplane.RepoRoot(), "charts", "aether-devhot"), "--namespace", webhookNamespace,
-			"--reuse-values", "--set", "sidecarMode="+mode)
-		helm.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-		if out, err := helm.CombinedOutput(); err != nil {
-			t.Fatalf("helm upgrade --set sidecarMode=%s: %v\n%s", mode, err, out)
-		}
-		system.kubectl(t, "", "rollout", "status", "deployment/aether-devhot", "--timeout=120s")
-	}
-	sidecarMode(t, "legacy")
-	t.Cleanup(func() { sidecarMode(t, "auto") })
+	helmSet(t, kubeconfig, "sidecarMode=legacy")
+	t.Cleanup(func() { helmSet(t, kubeconfig, "sidecarMode=auto") })
 
 	k := &kindCluster{kubeconfig: kubeconfig, ns: controlplane.NamespaceName("e2e-", t)}
 	k.kubectl(t, "", "create", "namespace", k.ns)
@@ -435,4 +423,20 @@ func TestClusterLegacyMode(t *testing.T) {
 	if n := k.kubectl(t, "", "get", "pod", pod, "-o", `jsonpath={.status.containerStatuses[*].restartCount}`); n != "0 0" {
 		t.Errorf("restartCount (both containers) %s, want 0 0", n)
 	}
+}
+
+// helmSet upgrades the chart's release on the cluster of kubeconfig with
+// its values and value (a --set key=value), then waits for the webhook's
+// rollout.
+func helmSet(t *testing.T, kubeconfig, value string) {
+	t.Helper()
+	helm := exec.Command(filepath.Join(controlplane.RepoRoot(), "bin", "helm"), "upgrade", "aether-devhot",
+		filepath.Join(controlplane.RepoRoot(), "charts", "aether-devhot"), "--namespace", webhookNamespace,
+		"--reuse-values", "--set", value)
+	helm.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	if out, err := helm.CombinedOutput(); err != nil {
+		t.Fatalf("helm upgrade --set %s: %v\n%s", value, err, out)
+	}
+	system := &kindCluster{kubeconfig: kubeconfig, ns: webhookNamespace}
+	system.kubectl(t, "", "rollout", "status", "deployment/aether-devhot", "--timeout=120s")
 }
