@@ -8,9 +8,10 @@
 // control plane (real etcd and kube-apiserver): admission overhead,
 // webhook HTTPS throughput, H1 reload latency (watch and poll), save →
 // live with kubectl devhot push --watch, API server load of idle fetchers
-// (watch and poll) and fetcher memory; last, when the real single-node
-// cluster of test/cluster runs with the product installed, H1 on its real
-// pods (the bench never starts or stops that cluster). All traffic stays on
+// (watch and poll) and fetcher memory; last, H1 on real pods of the
+// single-node cluster of test/cluster with the product installed: the one
+// that runs, or one brought up for the bench and taken down after, where
+// this machine can run it (Linux, root). All traffic stays on
 // loopback or inside that cluster's network namespace, every loop is
 // bounded in count and time, and every process it starts is stopped before
 // it exits.
@@ -24,7 +25,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,6 +36,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/test/artifact"
 	"github.com/aether-dev/aether-devhot/test/bench"
+	"github.com/aether-dev/aether-devhot/test/cluster"
 	"github.com/aether-dev/aether-devhot/test/controlplane"
 )
 
@@ -201,19 +202,32 @@ func (b *runner) run() error {
 	return b.ctx.Err()
 }
 
-// realPodsPhase runs H1 on real pods when the real cluster runs with the
-// product installed; otherwise it records why not, which is no failure.
+// realPodsPhase runs H1 on real pods of the real cluster with the product
+// installed: the one that runs, or one brought up for it and taken down
+// after. Where this machine cannot run one, it records why, which is no
+// failure.
 func (b *runner) realPodsPhase() {
 	if b.cfg.skipRealPods {
 		b.res.realSkip = "-skip-real-pods"
 		return
 	}
-	c, err := b.realPodsCluster()
-	if err != nil {
-		progress("H1 on real pods: skipped, no real cluster with the product installed: %s",
-			strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " / "))
-		b.res.realSkip = realPodsHint
-		return
+	c := b.realPodsCluster()
+	if c.Installed() != nil {
+		if why := cluster.Supported(); why != nil {
+			progress("H1 on real pods: skipped, no real cluster with the product installed, and this machine cannot run one: %v", why)
+			b.res.realSkip = "this machine cannot run the real cluster: " + why.Error()
+			return
+		}
+		var stop func()
+		b.phase("real cluster: build its binaries, bring it up, install the product", func() (err error) {
+			stop, err = b.startRealCluster(c)
+			return err
+		})
+		if stop == nil {
+			b.res.realSkip = "the real cluster did not come up"
+			return
+		}
+		defer stop()
 	}
 	b.phase("H1 on real pods: annotate → both pods answer", func() error { return b.realPods(c) })
 }

@@ -2,8 +2,8 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -14,20 +14,43 @@ import (
 
 const realNS = "bench-real-h1"
 
-// realPodsHint is what the table says when the real cluster is not there.
-const realPodsHint = "make cluster-up && go run ./test/cluster/cmd/cluster install"
-
 // realPodsCluster is the cluster of test/cluster that the real-pod phase
 // uses: the directory of $AETHER_CLUSTER_KUBECONFIG when it is set, else
-// that of cluster.DirFromEnv. It returns why it cannot be used, if so: the
-// bench never starts or stops it.
-func (b *runner) realPodsCluster() (*cluster.Cluster, error) {
+// that of cluster.DirFromEnv.
+func (b *runner) realPodsCluster() *cluster.Cluster {
 	dir := cluster.DirFromEnv()
 	if kc := os.Getenv(cluster.KubeconfigEnv); kc != "" {
 		dir = filepath.Dir(kc)
 	}
-	c := &cluster.Cluster{Dir: dir, Repo: b.root, Out: io.Discard}
-	return c, c.Installed()
+	return &cluster.Cluster{Dir: dir, Repo: b.root, Out: os.Stderr}
+}
+
+// startRealCluster builds the cluster's binaries, brings c up (or reuses
+// it if it runs) and installs the product; stop takes down a cluster that
+// it brought up.
+func (b *runner) startRealCluster(c *cluster.Cluster) (stop func(), err error) {
+	build := exec.CommandContext(b.ctx, filepath.Join(b.root, "hack", "build-tools.sh"), "cluster")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("hack/build-tools.sh cluster: %w", err)
+	}
+	running := c.Running()
+	stop = func() {
+		if !running {
+			progress("take the real cluster down")
+			if err := c.Down(); err != nil {
+				fmt.Fprintf(os.Stderr, "    FAILED: %v\n", err)
+			}
+		}
+	}
+	if err := c.Up(); err != nil {
+		return nil, err
+	}
+	if err := c.Install(); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
 }
 
 // realPods is H1 on real pods, the method of test/e2e's TestClusterH1H2:
