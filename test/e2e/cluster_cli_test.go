@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aether-dev/aether-devhot/test/cluster"
 	"github.com/aether-dev/aether-devhot/test/controlplane"
 	"github.com/aether-dev/aether-devhot/test/realpod"
 )
@@ -25,19 +24,9 @@ var pushedLine = regexp.MustCompile(`deployment\.apps/hello: (sha256:[0-9a-f]{64
 // pods download from the store's ClusterIP (--artifact-base-url): this
 // cluster has no DNS for the default aether-devhot-store.aether-system.svc.
 func TestClusterKubectlDevhot(t *testing.T) {
-	kubeconfig := os.Getenv(ClusterKubeconfigEnv)
-	if kubeconfig == "" {
-		t.Skipf("%s is not set: this test runs on the real single-node cluster with `make test-cluster`", ClusterKubeconfigEnv)
-	}
-	k := &kindCluster{kubeconfig: kubeconfig, ns: controlplane.NamespaceName("e2e-", t)}
-	system := &kindCluster{kubeconfig: kubeconfig, ns: cluster.InstallNamespace}
-	k.kubectl(t, "", "create", "namespace", k.ns)
-	k.kubectl(t, "", "label", "namespace", k.ns, "pod-security.kubernetes.io/enforce=restricted")
-	t.Cleanup(func() {
-		if _, err := k.run("", "delete", "namespace", k.ns, "--wait=false"); err != nil {
-			t.Error(err)
-		}
-	})
+	kubeconfig := clusterKubeconfig(t)
+	k := clusterNamespace(t, kubeconfig, true)
+	system := &kindCluster{kubeconfig: kubeconfig, ns: webhookNamespace}
 	plugin, err := controlplane.GoBuild(t.TempDir(), "./cmd/kubectl-devhot")
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,21 +19,11 @@ import (
 // and each REFRESH_FAIL by its reason, per namespace. The chart goes back
 // to fleetMetrics.enabled=false at the end.
 func TestClusterFleetMetrics(t *testing.T) {
-	kubeconfig := os.Getenv(ClusterKubeconfigEnv)
-	if kubeconfig == "" {
-		t.Skipf("%s is not set: this test runs on the real single-node cluster with `make test-cluster`", ClusterKubeconfigEnv)
-	}
+	kubeconfig := clusterKubeconfig(t)
 	helmSet(t, kubeconfig, "fleetMetrics.enabled=true")
 	t.Cleanup(func() { helmSet(t, kubeconfig, "fleetMetrics.enabled=false") })
 	system := &kindCluster{kubeconfig: kubeconfig, ns: webhookNamespace}
-	k := &kindCluster{kubeconfig: kubeconfig, ns: controlplane.NamespaceName("e2e-", t)}
-	k.kubectl(t, "", "create", "namespace", k.ns)
-	k.kubectl(t, "", "label", "namespace", k.ns, "pod-security.kubernetes.io/enforce=restricted")
-	t.Cleanup(func() {
-		if _, err := k.run("", "delete", "namespace", k.ns, "--wait=false"); err != nil {
-			t.Error(err)
-		}
-	})
+	k := clusterNamespace(t, kubeconfig, true)
 
 	// fleet sums a fleet metric of this namespace over the webhook's pods
 	// (only the leader's Ingester counts), read through the API server's

@@ -41,19 +41,7 @@ const h1Rounds = realpod.Patches
 // no restart, neither of the process nor of a container), and a killed
 // fetcher container (the kubelet restarts it; no download, the app runs on).
 func TestClusterH1H2(t *testing.T) {
-	kubeconfig := os.Getenv(ClusterKubeconfigEnv)
-	if kubeconfig == "" {
-		t.Skipf("%s is not set: this test runs on the real single-node cluster with `make test-cluster`", ClusterKubeconfigEnv)
-	}
-	k := &kindCluster{kubeconfig: kubeconfig, ns: controlplane.NamespaceName("e2e-", t)}
-	// Pod Security "restricted": the injected pods must be admitted and run.
-	k.kubectl(t, "", "create", "namespace", k.ns)
-	k.kubectl(t, "", "label", "namespace", k.ns, "pod-security.kubernetes.io/enforce=restricted")
-	t.Cleanup(func() {
-		if _, err := k.run("", "delete", "namespace", k.ns, "--wait=false"); err != nil {
-			t.Error(err)
-		}
-	})
+	k := clusterNamespace(t, clusterKubeconfig(t), true)
 
 	arts, err := realpod.ServeArtifacts(k.kc(), t.TempDir(), 2+h1Rounds)
 	if err != nil {
@@ -248,18 +236,9 @@ func restarts(t *testing.T, k *kindCluster, pod string) string {
 // webhook scaled to 0 (failurePolicy Ignore admits a labelled Deployment
 // unmutated; once the webhook is back, the manager re-admits it).
 func TestClusterWebhookFaults(t *testing.T) {
-	kubeconfig := os.Getenv(ClusterKubeconfigEnv)
-	if kubeconfig == "" {
-		t.Skipf("%s is not set: this test runs on the real single-node cluster with `make test-cluster`", ClusterKubeconfigEnv)
-	}
-	k := &kindCluster{kubeconfig: kubeconfig, ns: controlplane.NamespaceName("e2e-", t)}
+	kubeconfig := clusterKubeconfig(t)
+	k := clusterNamespace(t, kubeconfig, false)
 	system := &kindCluster{kubeconfig: kubeconfig, ns: webhookNamespace}
-	k.kubectl(t, "", "create", "namespace", k.ns)
-	t.Cleanup(func() {
-		if _, err := k.run("", "delete", "namespace", k.ns, "--wait=false"); err != nil {
-			t.Error(err)
-		}
-	})
 	manifest, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "deployment.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -344,21 +323,10 @@ func TestClusterWebhookFaults(t *testing.T) {
 // release is live; then one digest patch reaches the app. The chart goes
 // back to sidecarMode=auto at the end.
 func TestClusterLegacyMode(t *testing.T) {
-	kubeconfig := os.Getenv(ClusterKubeconfigEnv)
-	if kubeconfig == "" {
-		t.Skipf("%s is not set: this test runs on the real single-node cluster with `make test-cluster`", ClusterKubeconfigEnv)
-	}
+	kubeconfig := clusterKubeconfig(t)
 	helmSet(t, kubeconfig, "sidecarMode=legacy")
 	t.Cleanup(func() { helmSet(t, kubeconfig, "sidecarMode=auto") })
-
-	k := &kindCluster{kubeconfig: kubeconfig, ns: controlplane.NamespaceName("e2e-", t)}
-	k.kubectl(t, "", "create", "namespace", k.ns)
-	k.kubectl(t, "", "label", "namespace", k.ns, "pod-security.kubernetes.io/enforce=restricted")
-	t.Cleanup(func() {
-		if _, err := k.run("", "delete", "namespace", k.ns, "--wait=false"); err != nil {
-			t.Error(err)
-		}
-	})
+	k := clusterNamespace(t, kubeconfig, true)
 	arts, err := realpod.ServeArtifacts(k.kc(), t.TempDir(), 2)
 	if err != nil {
 		t.Fatal(err)
@@ -439,4 +407,33 @@ func helmSet(t *testing.T, kubeconfig, value string) {
 	}
 	system := &kindCluster{kubeconfig: kubeconfig, ns: webhookNamespace}
 	system.kubectl(t, "", "rollout", "status", "deployment/aether-devhot", "--timeout=120s")
+}
+
+// clusterKubeconfig is the admin kubeconfig of the cluster of test/cluster
+// with the chart installed, from ClusterKubeconfigEnv; without it, t skips.
+func clusterKubeconfig(t *testing.T) string {
+	t.Helper()
+	kubeconfig := os.Getenv(ClusterKubeconfigEnv)
+	if kubeconfig == "" {
+		t.Skipf("%s is not set: this test runs on the real single-node cluster with `make test-cluster`", ClusterKubeconfigEnv)
+	}
+	return kubeconfig
+}
+
+// clusterNamespace creates a namespace of t's own on the cluster of
+// kubeconfig, deleted after t. A restricted one enforces Pod Security
+// "restricted": the injected pods must be admitted and run there.
+func clusterNamespace(t *testing.T, kubeconfig string, restricted bool) *kindCluster {
+	t.Helper()
+	k := &kindCluster{kubeconfig: kubeconfig, ns: controlplane.NamespaceName("e2e-", t)}
+	k.kubectl(t, "", "create", "namespace", k.ns)
+	t.Cleanup(func() {
+		if _, err := k.run("", "delete", "namespace", k.ns, "--wait=false"); err != nil {
+			t.Error(err)
+		}
+	})
+	if restricted {
+		k.kubectl(t, "", "label", "namespace", k.ns, "pod-security.kubernetes.io/enforce=restricted")
+	}
+	return k
 }
