@@ -8,7 +8,7 @@
 # `hack/build-tools.sh cluster` builds, in addition, what only the real
 # single-node cluster (test/cluster, make cluster-up) runs:
 # kube-controller-manager, kube-scheduler, kubelet and kube-proxy from the
-# same pin, in one go build call (about 12 minutes cold on 2 cores, and about
+# same pin, in one go build call (2 to 12 minutes cold on 2 cores, and about
 # 4 GB more build cache). make tools never builds them; make test and make demo
 # do, where the machine can run that cluster (Linux, root).
 set -euo pipefail

@@ -25,7 +25,7 @@ func (d *demo) runCluster() (err error) {
 	out := &indented{w: os.Stdout}
 	c := &cluster.Cluster{Dir: cluster.DirFromEnv(), Repo: root, Out: out}
 
-	d.say("build kube-controller-manager, kube-scheduler, kubelet and kube-proxy into bin/ (hack/build-tools.sh cluster: about 12 minutes the first time on 2 cores, then cached)")
+	d.say("build kube-controller-manager, kube-scheduler, kubelet and kube-proxy into bin/ (hack/build-tools.sh cluster: 2 to 12 minutes the first time on 2 cores, then cached)")
 	build := exec.Command(filepath.Join(root, "hack", "build-tools.sh"), "cluster")
 	build.Stdout, build.Stderr = out, out
 	if err := build.Run(); err != nil {
