@@ -2,11 +2,13 @@ package main
 
 import (
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/fetcher"
 )
@@ -81,6 +83,61 @@ func TestRolloutObserve(t *testing.T) {
 			}
 			if !done && err == nil && r.stuck() == "" {
 				t.Error("not done, but stuck() explains nothing")
+			}
+		})
+	}
+}
+
+// TestLastRefreshes picks each pod's latest refresh Event for status.
+// Event times have whole seconds (LastTimestamp), and a release is
+// published and loaded within one, so ties are the common case.
+func TestLastRefreshes(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 10, 0, time.UTC)
+	ev := func(reason, pod, digest string, sec int) corev1.Event {
+		return corev1.Event{
+			Reason: reason, Message: reason + " " + digest + " on pod " + pod,
+			Source:        corev1.EventSource{Host: pod},
+			LastTimestamp: metav1.NewTime(now.Add(time.Duration(sec-10) * time.Second)),
+		}
+	}
+	const a, b = "sha256:aaaa", "sha256:bbbb"
+	tests := []struct {
+		name    string
+		desired string
+		events  []corev1.Event
+		want    []string // "pod reason digest", one per pod
+	}{
+		{"loaded after published in the same second", b,
+			[]corev1.Event{ev(fetcher.EventRefreshLive, "p", b, 5), ev(fetcher.EventRefreshSucceeded, "p", b, 5)},
+			[]string{"p RefreshLive " + b}},
+		{"the desired digest published in the second the old one loaded", b,
+			[]corev1.Event{ev(fetcher.EventRefreshSucceeded, "p", b, 5), ev(fetcher.EventRefreshLive, "p", a, 5)},
+			[]string{"p RefreshSucceeded " + b}},
+		{"the desired digest failed in the second the old one loaded", b,
+			[]corev1.Event{ev(fetcher.EventRefreshFailed, "p", b, 5), ev(fetcher.EventRefreshLive, "p", a, 5)},
+			[]string{"p RefreshFailed " + b}},
+		{"a later second wins whatever the stage", a,
+			[]corev1.Event{ev(fetcher.EventRefreshLive, "p", a, 4), ev(fetcher.EventRefreshSucceeded, "p", b, 5)},
+			[]string{"p RefreshSucceeded " + b}},
+		{"one row per pod, sorted, other reasons ignored", b,
+			[]corev1.Event{ev("Started", "q", b, 9), ev(fetcher.EventRefreshLive, "q", b, 5), ev(fetcher.EventRefreshLive, "p", b, 6)},
+			[]string{"p RefreshLive " + b, "q RefreshLive " + b}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The List's order must not matter: try it both ways.
+			reversed := slices.Clone(tt.events)
+			slices.Reverse(reversed)
+			for _, events := range [][]corev1.Event{tt.events, reversed} {
+				rows := lastRefreshes(events, tt.desired, now)
+				var got []string
+				for _, r := range rows {
+					f := strings.Split(r, "\t")
+					got = append(got, f[0]+" "+f[1]+" "+strings.Fields(f[3])[1])
+				}
+				if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+					t.Errorf("rows %q, want %q", got, tt.want)
+				}
 			}
 		})
 	}

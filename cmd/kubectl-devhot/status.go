@@ -50,7 +50,7 @@ func newStatusCommand(flags *genericclioptions.ConfigFlags, streams genericioopt
 			fmt.Fprintf(out, "artifact\t%s\n", orNone(a[annotations.ArtifactURL]))
 			fmt.Fprintf(out, "commit\t%s\n", orNone(a[annotations.CommitSHA]))
 			fmt.Fprintf(out, "built\t%s\n", orNone(a[annotations.BuildTimestamp]))
-			rows := lastRefreshes(evs.Items, time.Now())
+			rows := lastRefreshes(evs.Items, a[annotations.Digest], time.Now())
 			if len(rows) == 0 {
 				fmt.Fprintln(out, "pods\tno refresh reported yet")
 			} else {
@@ -64,17 +64,16 @@ func newStatusCommand(flags *genericclioptions.ConfigFlags, streams genericioopt
 	}
 }
 
-// lastRefreshes gives one row per pod: its latest refresh Event.
-func lastRefreshes(events []corev1.Event, now time.Time) []string {
+// lastRefreshes gives one row per pod: its latest refresh Event, where
+// desired is the Deployment's digest (see later).
+func lastRefreshes(events []corev1.Event, desired string, now time.Time) []string {
 	last := map[string]corev1.Event{}
 	for _, e := range events {
-		switch e.Reason {
-		case fetcher.EventRefreshSucceeded, fetcher.EventRefreshFailed, fetcher.EventRefreshLive:
-		default:
+		if stage(e.Reason) < 0 {
 			continue
 		}
 		pod := e.Source.Host
-		if prev, ok := last[pod]; !ok || eventTime(e).After(eventTime(prev)) {
+		if prev, ok := last[pod]; !ok || later(e, prev, desired) {
 			last[pod] = e
 		}
 	}
@@ -89,6 +88,26 @@ func lastRefreshes(events []corev1.Event, now time.Time) []string {
 		rows = append(rows, strings.Join([]string{p, e.Reason, duration.HumanDuration(now.Sub(eventTime(e))) + " ago", e.Message}, "\t"))
 	}
 	return rows
+}
+
+// stage orders the refresh Events of one digest: published, failed, then
+// loaded by the app; -1 for any other reason.
+func stage(reason string) int {
+	return slices.Index([]string{fetcher.EventRefreshSucceeded, fetcher.EventRefreshFailed, fetcher.EventRefreshLive}, reason)
+}
+
+// later reports whether refresh Event e came after prev. Event times have
+// whole seconds, and a fetcher publishes, and the app loads, within one
+// second: on a tie, an Event about the desired digest is the later (the
+// older digest's came first), then the later stage.
+func later(e, prev corev1.Event, desired string) bool {
+	if t, p := eventTime(e), eventTime(prev); !t.Equal(p) {
+		return t.After(p)
+	}
+	if d, p := strings.Contains(e.Message, desired), strings.Contains(prev.Message, desired); desired != "" && d != p {
+		return d
+	}
+	return stage(e.Reason) > stage(prev.Reason)
 }
 
 func eventTime(e corev1.Event) time.Time {

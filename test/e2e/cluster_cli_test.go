@@ -20,7 +20,8 @@ var pushedLine = regexp.MustCompile(`deployment\.apps/hello: (sha256:[0-9a-f]{64
 // test/cluster as a user would after `helm install`: enable an unlabelled
 // Deployment, push a directory through the API server's service proxy to
 // the chart's store (the default upload path, no --store), push the same
-// tree again (nothing to do), push a change, status, then disable. The
+// tree again (nothing to do), push a change, status (each pod's
+// RefreshLive), then disable. The
 // pods download from the store's ClusterIP (--artifact-base-url): this
 // cluster has no DNS for the default aether-devhot-store.aether-system.svc.
 func TestClusterKubectlDevhot(t *testing.T) {
@@ -116,8 +117,9 @@ func TestClusterKubectlDevhot(t *testing.T) {
 		}
 	}
 	for _, pod := range strings.Fields(k.kubectl(t, "", "get", "pods", "-l", "app="+deployment, "-o", "jsonpath={.items[*].metadata.name}")) {
-		if !regexp.MustCompile(`(?m)^` + pod + `\s+\S+.*` + regexp.QuoteMeta(digest)).MatchString(status) {
-			t.Errorf("status has no row for pod %s with %s", pod, digest)
+		// push returned once every pod had loaded it: RefreshLive.
+		if !regexp.MustCompile(`(?m)^` + pod + `\s+RefreshLive\s.*` + regexp.QuoteMeta(digest)).MatchString(status) {
+			t.Errorf("status has no RefreshLive row for pod %s with %s", pod, digest)
 		}
 	}
 
