@@ -55,14 +55,14 @@ fuzz:
 ## bench: print the performance table (see README "Performance").
 .PHONY: bench
 bench: tools
-	go run ./test/bench/cmd/benchtable $(BENCH_FLAGS)
+	go run ./hack/benchtable $(BENCH_FLAGS)
 
 ## demo: the webhook, the labelled sample and its mutation, then three live reloads with their
 ## latency: on real pods of the single-node cluster where this machine can run it (Linux, root),
 ## else on the local control plane. DEMO=local or DEMO=cluster chooses.
 .PHONY: demo
 demo: tools
-	go run ./test/demo
+	go run ./hack/demo
 
 ## run: run the webhook against $$KUBECONFIG.
 .PHONY: run
@@ -111,12 +111,12 @@ docker-build:
 ## e2e-kind: kind cluster, image, cert-manager, chart, then test/e2e on real pods; skipped without Docker.
 .PHONY: e2e-kind
 e2e-kind:
-	IMG=$(IMG) test/kind/e2e.sh
+	IMG=$(IMG) hack/kind/e2e.sh
 
 ## Real single-node cluster (README "Real cluster"; Linux, root): etcd, kube-apiserver,
 ## controller-manager, scheduler, kubelet and kube-proxy from bin/, containerd from apt,
 ## all in the network namespace aether-node. AETHER_CLUSTER_DIR (default /tmp/aether-cluster).
-CLUSTER := go run ./test/cluster/cmd/cluster
+CLUSTER := go run ./hack/cluster
 
 ## cluster-tools: build kube-controller-manager, kube-scheduler, kubelet and kube-proxy (once).
 .PHONY: cluster-tools
@@ -145,7 +145,7 @@ test-cluster: cluster-tools
 	@dir=$${AETHER_CLUSTER_DIR:-/tmp/aether-cluster}; status=0; start=$$SECONDS; \
 	$(CLUSTER) up && $(CLUSTER) install && \
 	AETHER_CLUSTER_KUBECONFIG=$$dir/kubeconfig \
-	  go test ./test/e2e -run '^TestCluster' -count=1 -v -timeout 15m || status=$$?; \
+	  go test ./test/e2e/realcluster -run '^TestCluster' -count=1 -v -timeout 15m || status=$$?; \
 	if [ $$status != 0 ] && [ -d $$dir/logs ]; then \
 	  $(BIN)/kubectl --kubeconfig $$dir/kubeconfig get pods -A -o wide; \
 	  tail -n 30 $$dir/logs/*.log; \

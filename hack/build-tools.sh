@@ -6,7 +6,7 @@
 # after that Go's build cache makes it seconds.
 #
 # `hack/build-tools.sh cluster` builds, in addition, what only the real
-# single-node cluster (test/cluster, make cluster-up) runs:
+# single-node cluster (test/framework/cluster, make cluster-up) runs:
 # kube-controller-manager, kube-scheduler, kubelet and kube-proxy from the
 # same pin, in one go build call (2 to 12 minutes cold on 2 cores, and about
 # 4 GB more build cache). make tools never builds them; make test and make demo

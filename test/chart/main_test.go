@@ -1,5 +1,5 @@
 // Package chart tests the install paths of charts/aether-devhot on the real
-// local control plane (test/controlplane): helm lint and template with every
+// local control plane (test/framework/controlplane): helm lint and template with every
 // toggle, a server-side apply of every rendered object (the cert-manager and
 // Prometheus Operator CRDs installed first, from their Go modules), the
 // manager's RBAC checked with `kubectl auth can-i` and by running the
@@ -19,7 +19,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aether-dev/aether-devhot/test/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 )
 
 // Modules whose CRDs the rendered objects need; fetched with

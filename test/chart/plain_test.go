@@ -14,7 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/aether-dev/aether-devhot/test/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 )
 
 // plainManifest is the committed render for `kubectl apply` installs.

@@ -16,7 +16,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/mutate"
 	"github.com/aether-dev/aether-devhot/pkg/rbac"
-	"github.com/aether-dev/aether-devhot/test/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 )
 
 // access is one `kubectl auth can-i` question: verb on resource (with

@@ -1,8 +1,8 @@
 // Package cli checks `kubectl devhot` end to end on the local control
-// plane (test/controlplane): the built plugin pushes a directory to the
+// plane (test/framework/controlplane): the built plugin pushes a directory to the
 // artifact store on loopback (--store), annotates the sample Deployment
 // through the real webhook, and waits on the Events of the real fetcher,
-// whose pod runs as local processes (test/localpod) with the app under
+// whose pod runs as local processes (test/framework/localpod) with the app under
 // real `node --watch`. One test per behaviour of issue 6.
 package cli
 
@@ -12,7 +12,7 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/aether-dev/aether-devhot/test/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 )
 
 var (

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
-	"github.com/aether-dev/aether-devhot/test/localpod"
+	"github.com/aether-dev/aether-devhot/test/framework/localpod"
 )
 
 // liveLine is push's closing line.

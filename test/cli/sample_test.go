@@ -25,8 +25,8 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/pack"
 	"github.com/aether-dev/aether-devhot/pkg/store"
-	"github.com/aether-dev/aether-devhot/test/controlplane"
-	"github.com/aether-dev/aether-devhot/test/localpod"
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/localpod"
 )
 
 const (

@@ -1,8 +1,8 @@
 // Package e2e checks the webhook and the fetcher as one working whole, on
 // the local control plane (real kube-apiserver and etcd, see
-// test/controlplane): the sample Deployment is applied with the pinned
+// test/framework/controlplane): the sample Deployment is applied with the pinned
 // kubectl, mutated by the webhook behind TLS, and each of its pods runs as
-// local processes (test/localpod) — cmd/fetcher with the service account's
+// local processes (test/framework/localpod) — cmd/fetcher with the service account's
 // token and the app under real `node --watch` — fed by a loopback artifact
 // server. One test per behaviour: H1, H2, a bad artifact, an API outage and
 // scale-out (issue 4).
@@ -14,7 +14,7 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/aether-dev/aether-devhot/test/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 )
 
 var (

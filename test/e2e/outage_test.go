@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aether-dev/aether-devhot/test/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 )
 
 // recoveryCeiling is issue 4's bound from the API server's return to the

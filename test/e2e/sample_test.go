@@ -19,17 +19,16 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
-	"github.com/aether-dev/aether-devhot/test/artifact"
-	"github.com/aether-dev/aether-devhot/test/controlplane"
-	"github.com/aether-dev/aether-devhot/test/localpod"
-	"github.com/aether-dev/aether-devhot/test/realpod"
+	"github.com/aether-dev/aether-devhot/test/framework/artifact"
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/localpod"
+	"github.com/aether-dev/aether-devhot/test/framework/realpod"
 )
 
 const (
 	deployment = realpod.Deployment
 	appName    = realpod.AppContainer
-	// h1Ceiling is the seed's acceptance ceiling for annotate -> new code.
-	h1Ceiling = 10 * time.Second
+	h1Ceiling  = realpod.H1Ceiling
 )
 
 // sample is test/testdata/deployment.yaml applied in a fresh namespace,

@@ -1,5 +1,5 @@
 // Package integration runs the webhook in-process against a real
-// kube-apiserver and etcd (test/controlplane), registered by a real
+// kube-apiserver and etcd (test/framework/controlplane), registered by a real
 // MutatingWebhookConfiguration behind real TLS, and drives it with the
 // pinned kubectl the way a user would.
 package integration
@@ -16,7 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/aether-dev/aether-devhot/test/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 )
 
 var (

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
-	"github.com/aether-dev/aether-devhot/test/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 )
 
 // With failurePolicy Ignore, a labelled Deployment admitted while the

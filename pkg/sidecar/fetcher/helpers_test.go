@@ -20,7 +20,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
-	"github.com/aether-dev/aether-devhot/test/artifact"
+	"github.com/aether-dev/aether-devhot/test/framework/artifact"
 )
 
 const (

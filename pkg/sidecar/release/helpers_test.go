@@ -18,7 +18,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/digest"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
-	"github.com/aether-dev/aether-devhot/test/artifact"
+	"github.com/aether-dev/aether-devhot/test/framework/artifact"
 )
 
 // entry is one tar entry of a test artifact.

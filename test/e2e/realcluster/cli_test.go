@@ -1,0 +1,132 @@
+package realcluster
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/realpod"
+)
+
+// pushedLine is push's last line: the digest and how many pods run it.
+var pushedLine = regexp.MustCompile(`deployment\.apps/hello: (sha256:[0-9a-f]{64}) live on (\d+)/(\d+) pods`)
+
+// TestClusterKubectlDevhot runs kubectl devhot on the cluster of
+// test/framework/cluster as a user would after `helm install`: enable an unlabelled
+// Deployment, push a directory through the API server's service proxy to
+// the chart's store (the default upload path, no --store), push the same
+// tree again (nothing to do), push a change, status (each pod's
+// RefreshLive), then disable. The
+// pods download from the store's ClusterIP (--artifact-base-url): this
+// cluster has no DNS for the default aether-devhot-store.aether-system.svc.
+func TestClusterKubectlDevhot(t *testing.T) {
+	kubeconfig := clusterKubeconfig(t)
+	k := clusterNamespace(t, kubeconfig, true)
+	system := &clusterNS{kubeconfig: kubeconfig, ns: webhookNamespace}
+	plugin, err := controlplane.GoBuild(t.TempDir(), "./cmd/kubectl-devhot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeIP := system.kubectl(t, "", "get", "service", "aether-devhot-store", "-o", "jsonpath={.spec.clusterIP}")
+	devhot := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(plugin, append([]string{"--kubeconfig", kubeconfig, "-n", k.ns}, args...)...)
+		out, err := cmd.CombinedOutput()
+		t.Logf("kubectl devhot %s:\n%s", strings.Join(args, " "), out)
+		if err != nil {
+			t.Fatalf("kubectl devhot %s: %v", strings.Join(args, " "), err)
+		}
+		return string(out)
+	}
+
+	// The sample unlabelled, with no pods: its curl image is not on this node.
+	manifest, err := realpod.SampleManifest(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.kubectl(t, strings.Replace(manifest, `    aether.dev/dev-hot: "true"`+"\n", "", 1), "apply", "-f", "-")
+	initContainer := func() string {
+		return k.kubectl(t, "", "get", "deployment", deployment, "-o", "jsonpath={.spec.template.spec.initContainers[0].name}")
+	}
+
+	if out := devhot("enable", "deploy/"+deployment); !strings.Contains(out, "enabled: the fetcher is injected") {
+		t.Fatalf("enable did not report the injection")
+	}
+	if got := initContainer(); got != "aether-fetcher" {
+		t.Fatalf("after enable: initContainers[0] is %q, want aether-fetcher", got)
+	}
+	k.kubectl(t, "", "scale", "deployment", deployment, "--replicas=2")
+
+	src := t.TempDir()
+	server, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "app", "server.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := func(v int) {
+		t.Helper()
+		for name, b := range map[string][]byte{"server.js": server, "version.json": fmt.Appendf(nil, `{"version":%d}`, v)} {
+			if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	push := func() string {
+		t.Helper()
+		return devhot("push", "deploy/"+deployment, src, "--artifact-base-url", "http://"+storeIP)
+	}
+	// live checks push's last line, then that every Running pod answers v.
+	live := func(out string, v int) (digest string) {
+		t.Helper()
+		m := pushedLine.FindStringSubmatch(out)
+		if m == nil || m[2] != "2" || m[3] != "2" {
+			t.Fatalf("push did not report its digest live on 2/2 pods")
+		}
+		k.kubectl(t, "", "rollout", "status", "deployment/"+deployment, "--timeout=60s")
+		pods := strings.Fields(k.kubectl(t, "", "get", "pods", "-l", "app="+deployment,
+			"--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}"))
+		if len(pods) != 2 {
+			t.Fatalf("running pods %v, want 2", pods)
+		}
+		for _, pod := range pods {
+			a, err := k.answer(pod)
+			if err != nil || a.Version != v {
+				t.Fatalf("pod %s answered %+v (%v), want version %d", pod, a, err, v)
+			}
+		}
+		return m[1]
+	}
+
+	// The first push reaches pods whose fetchers wait for a first release.
+	save(1)
+	live(push(), 1)
+	if out := push(); !strings.Contains(out, "nothing to do") {
+		t.Errorf("a second push of the same tree did not say it had nothing to do")
+	}
+	save(2)
+	digest := live(push(), 2)
+
+	status := devhot("status", "deploy/"+deployment)
+	for _, want := range []string{`injected\s+yes`, `digest\s+` + digest, `artifact\s+http://` + regexp.QuoteMeta(storeIP) + `/`} {
+		if !regexp.MustCompile(`(?m)^` + want).MatchString(status) {
+			t.Errorf("status has no line %q", want)
+		}
+	}
+	for _, pod := range strings.Fields(k.kubectl(t, "", "get", "pods", "-l", "app="+deployment, "-o", "jsonpath={.items[*].metadata.name}")) {
+		// push returned once every pod had loaded it: RefreshLive.
+		if !regexp.MustCompile(`(?m)^` + pod + `\s+RefreshLive\s.*` + regexp.QuoteMeta(digest)).MatchString(status) {
+			t.Errorf("status has no RefreshLive row for pod %s with %s", pod, digest)
+		}
+	}
+
+	if out := devhot("disable", "deploy/"+deployment); !strings.Contains(out, "disabled: the original initContainer and command are back") {
+		t.Errorf("disable did not report the revert")
+	}
+	if got := initContainer(); got != "fetch" {
+		t.Errorf("after disable: initContainers[0] is %q, want the original fetch", got)
+	}
+}
