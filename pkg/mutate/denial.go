@@ -13,6 +13,16 @@ const (
 	ReasonReservedName     Reason = "ReservedName"
 	ReasonUnknownContainer Reason = "UnknownContainer"
 	ReasonMalformed        Reason = "Malformed"
+	// ReasonAmbiguousContainer: no single container can be told to be the
+	// Node.js app.
+	ReasonAmbiguousContainer Reason = "AmbiguousContainer"
+	// ReasonNotNode: the app container does not run Node.js.
+	ReasonNotNode Reason = "NotNode"
+	// ReasonImageLookup: the image had to be read to know how the app
+	// starts, and could not be.
+	ReasonImageLookup Reason = "ImageLookup"
+	// ReasonNodeVersion: the image's Node.js has no --watch.
+	ReasonNodeVersion Reason = "NodeVersion"
 )
 
 // Denial is the error Deployment returns for an object that cannot be made

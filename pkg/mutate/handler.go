@@ -11,6 +11,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/aether-dev/aether-devhot/pkg/imageconfig"
 )
 
 // Path is where the webhook server serves Handler.
@@ -24,13 +26,17 @@ var deploymentKind = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind:
 // controller-runtime's admission.Webhook.
 type Handler struct {
 	Options Options
+	// Images, when set, gives each request the image lookups bound to its
+	// context, so that none outlives the webhook's timeout; Options.Images
+	// serves otherwise.
+	Images func(ctx context.Context) imageconfig.Source
 }
 
 var _ admission.Handler = (*Handler)(nil)
 
 // Handle implements admission.Handler. Anything but a CREATE or UPDATE of
 // an apps/v1 Deployment is allowed untouched (rule 1).
-func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.Kind.Kind == "" {
 		return admission.Errored(http.StatusBadRequest, errors.New("aether-devhot: the AdmissionReview has no request"))
 	}
@@ -47,7 +53,11 @@ func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Res
 	if err := json.Unmarshal(req.Object.Raw, &in); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("aether-devhot: the object is not an apps/v1 Deployment: %w", err))
 	}
-	out, outcome, warnings, err := Deployment(&in, h.Options)
+	o := h.Options
+	if h.Images != nil {
+		o.Images = h.Images(ctx)
+	}
+	out, outcome, warnings, err := Deployment(&in, o)
 	if den := (*Denial)(nil); errors.As(err, &den) {
 		mutations.WithLabelValues(resultDenied).Inc()
 		return admission.Denied(den.Error())

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/imageconfig"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -16,23 +17,39 @@ import (
 // DESIGN.md) and records what it did.
 func inject(d *appsv1.Deployment, o Options) ([]string, *Denial) {
 	spec := &d.Spec.Template.Spec
+	images := o.Images
+	if images == nil {
+		images = imageconfig.None{}
+	}
 	var warnings []string
 
-	app, den := appContainer(d)
+	app, st, serr, den := appContainer(d, images)
 	if den != nil {
 		return nil, den
 	}
-	initIdx, den := fetchInitContainer(d)
+	scriptAbs := ""
+	if serr == nil {
+		if den := checkNodeVersion(app, spec.Containers[app].Image, st.image); den != nil {
+			return nil, den
+		}
+		scriptAbs = scriptPath(st)
+	}
+	initIdx, w, den := fetchInitContainer(d, app, scriptAbs)
 	if den != nil {
 		return nil, den
 	}
+	warnings = append(warnings, w...)
 	rec := &record{Version: recordVersion, Mode: o.Mode, Container: spec.Containers[app].Name}
 
-	ws, den := workspace(d, initIdx, app, rec)
+	ws, w, den := workspace(d, initIdx, app, rec)
 	if den != nil {
 		return nil, den
 	}
-	w, den := rewriteCommand(d, app, rec)
+	warnings = append(warnings, w...)
+	// With no initContainer replaced, the pod keeps the code it had (the
+	// image's, or what the kept inits put there) until the first push.
+	releaseZero := initIdx < 0
+	appDir, w, den := rewriteCommand(d, app, st, serr, rec, releaseZero)
 	if den != nil {
 		return nil, den
 	}
@@ -41,14 +58,18 @@ func inject(d *appsv1.Deployment, o Options) ([]string, *Denial) {
 		warnings = append(warnings, w)
 	}
 
-	fetcher := sidecar.Container(sidecar.Options{
+	fo := sidecar.Options{
 		Image:            o.FetcherImage,
 		Deployment:       d.Name,
 		Mode:             o.Mode,
 		FetchIntervalSec: d.Annotations[annotations.FetchIntervalSec],
 		WorkspaceVolume:  ws.Name,
 		WorkspaceSubPath: ws.SubPath,
-	})
+	}
+	if releaseZero {
+		fo.AppDir = appDir
+	}
+	fetcher := sidecar.Container(fo)
 	at := 0
 	if initIdx >= 0 {
 		c := spec.InitContainers[initIdx]
@@ -65,13 +86,18 @@ func inject(d *appsv1.Deployment, o Options) ([]string, *Denial) {
 		where = fmt.Sprintf("as a native sidecar (initContainers[%d], restartPolicy: Always)", at)
 	}
 	if rec.InitContainer != nil {
-		where += fmt.Sprintf(", replacing initContainer %q", rec.InitContainer.Name)
+		where += fmt.Sprintf(", replacing initContainer %q; the app starts once the first release is live", rec.InitContainer.Name)
+	} else {
+		where += "; the pods run the image's own code until the first push"
+		if kept := initNames(spec.InitContainers); len(kept) > 0 {
+			where += fmt.Sprintf(", and every initContainer is kept (%s)", strings.Join(kept, ", "))
+		}
 	}
 	warnings = append(warnings, "aether-devhot: fetcher injected "+where+"; remove the label "+annotations.DevHot+" to revert")
 
 	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: sidecar.TokenVolume, VolumeSource: sidecar.TokenVolumeSource()})
 
-	if _, ok := d.Annotations[annotations.Digest]; !ok {
+	if _, ok := d.Annotations[annotations.Digest]; !ok && rec.InitContainer != nil {
 		warnings = append(warnings, fmt.Sprintf("aether-devhot: %s is not set yet: pods wait for the first release; set %s and %s",
 			annotations.Digest, annotations.Digest, annotations.ArtifactURL))
 	}
@@ -82,63 +108,20 @@ func inject(d *appsv1.Deployment, o Options) ([]string, *Denial) {
 	return warnings, nil
 }
 
+// initNames names the initContainers other than the fetcher, quoted.
+func initNames(ics []corev1.Container) []string {
+	var out []string
+	for _, c := range ics {
+		if c.Name != sidecar.ContainerName {
+			out = append(out, fmt.Sprintf("%q", c.Name))
+		}
+	}
+	return out
+}
+
 func setAnnotation(m *map[string]string, k, v string) {
 	if *m == nil {
 		*m = map[string]string{}
 	}
 	(*m)[k] = v
-}
-
-// appContainer picks the app container (DESIGN.md, aether.dev/container).
-func appContainer(d *appsv1.Deployment) (int, *Denial) {
-	cs := d.Spec.Template.Spec.Containers
-	if len(cs) == 0 {
-		return 0, deny(ReasonMalformed, "spec.template.spec.containers", "is empty", "add the Node.js app container")
-	}
-	if name, ok := d.Annotations[annotations.Container]; ok {
-		if i := indexOf(cs, name); i >= 0 {
-			return i, nil
-		}
-		return 0, deny(ReasonUnknownContainer, annotationField(annotations.Container),
-			fmt.Sprintf("names %q, which is not in spec.template.spec.containers", name),
-			"set it to one of: %s", names(cs))
-	}
-	if name, ok := d.Spec.Template.Annotations[annotations.DefaultContainer]; ok {
-		if i := indexOf(cs, name); i >= 0 {
-			return i, nil
-		}
-	}
-	return 0, nil
-}
-
-// fetchInitContainer picks the initContainer the fetcher replaces, -1 for none.
-func fetchInitContainer(d *appsv1.Deployment) (int, *Denial) {
-	ics := d.Spec.Template.Spec.InitContainers
-	if name, ok := d.Annotations[annotations.FetchInitContainer]; ok {
-		if i := indexOf(ics, name); i >= 0 {
-			return i, nil
-		}
-		return -1, deny(ReasonUnknownContainer, annotationField(annotations.FetchInitContainer),
-			fmt.Sprintf("names %q, which is not in spec.template.spec.initContainers", name),
-			"set it to one of: %s", names(ics))
-	}
-	if len(ics) == 0 {
-		return -1, nil
-	}
-	return 0, nil
-}
-
-func indexOf(cs []corev1.Container, name string) int {
-	return slices.IndexFunc(cs, func(c corev1.Container) bool { return c.Name == name })
-}
-
-func names(cs []corev1.Container) string {
-	if len(cs) == 0 {
-		return "(none: remove the annotation)"
-	}
-	n := make([]string, len(cs))
-	for i, c := range cs {
-		n[i] = c.Name
-	}
-	return strings.Join(n, ", ")
 }

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/imageconfig"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -18,6 +19,10 @@ type Options struct {
 	FetcherImage string
 	// Mode decides how the fetcher runs beside the app.
 	Mode sidecar.Mode
+	// Images is asked how a container starts when it leaves the command
+	// to its image; nil asks nothing (imageconfig.None). The handler binds
+	// it to each request's deadline.
+	Images imageconfig.Source
 }
 
 // Outcome says what Deployment did.

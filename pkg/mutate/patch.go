@@ -14,8 +14,8 @@ import (
 
 // Patch returns the JSON patch from in to out, where out is what Deployment
 // made of in. It looks only at the fields Deployment may change (the
-// annotations, the service account, and the initContainers, containers and
-// volumes lists), and within a list element that stays it diffs just that
+// annotations, the service account and its token's automount, and the
+// initContainers, containers and volumes lists), and within a list element that stays it diffs just that
 // element, so the cost does not grow with the rest of the object, and a
 // field our Go types do not know is never removed (rule 10). Applied to the
 // request's raw object it gives the same result as a full diff
@@ -27,6 +27,7 @@ func Patch(in, out *appsv1.Deployment) ([]jsonpatch.Operation, error) {
 	is, os := &in.Spec.Template.Spec, &out.Spec.Template.Spec
 	ops = stringPatch(ops, "/spec/template/spec/serviceAccountName", is.ServiceAccountName, os.ServiceAccountName)
 	ops = stringPatch(ops, "/spec/template/spec/serviceAccount", is.DeprecatedServiceAccount, os.DeprecatedServiceAccount)
+	ops = boolPatch(ops, "/spec/template/spec/automountServiceAccountToken", is.AutomountServiceAccountToken, os.AutomountServiceAccountToken)
 	var err error
 	containerName := func(c corev1.Container) string { return c.Name }
 	if ops, err = listPatch(ops, "/spec/template/spec/initContainers", is.InitContainers, os.InitContainers, containerName); err != nil {
@@ -76,6 +77,20 @@ func stringPatch(ops []jsonpatch.Operation, path, before, after string) []jsonpa
 		return append(ops, jsonpatch.NewOperation("remove", path, nil))
 	}
 	return append(ops, jsonpatch.NewOperation("replace", path, after))
+}
+
+func boolPatch(ops []jsonpatch.Operation, path string, before, after *bool) []jsonpatch.Operation {
+	switch {
+	case before == nil && after == nil:
+		return ops
+	case before == nil:
+		return append(ops, jsonpatch.NewOperation("add", path, *after))
+	case after == nil:
+		return append(ops, jsonpatch.NewOperation("remove", path, nil))
+	case *before != *after:
+		return append(ops, jsonpatch.NewOperation("replace", path, *after))
+	}
+	return ops
 }
 
 // listPatch diffs a list whose elements have unique names: it removes the

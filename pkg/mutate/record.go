@@ -39,6 +39,14 @@ type record struct {
 	// was also mounted into the app container.
 	AddedVolume bool `json:"addedVolume,omitempty"`
 	AddedMount  bool `json:"addedMount,omitempty"`
+	// Automount is set when the webhook turned the pod's
+	// automountServiceAccountToken off, and holds its original value.
+	Automount *savedBool `json:"automount,omitempty"`
+}
+
+// savedBool is an optional bool as it was: Was is nil when it was unset.
+type savedBool struct {
+	Was *bool `json:"was"`
 }
 
 func readRecord(ann map[string]string) (*record, error) {

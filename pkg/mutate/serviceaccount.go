@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/utils/ptr"
 )
 
 // ServiceAccountName is the service account the webhook gives a Deployment
@@ -11,8 +12,9 @@ import (
 // creates it.
 func ServiceAccountName(deployment string) string { return deployment + "-devhot" }
 
-// serviceAccount applies rule 6: the default service account is replaced,
-// the pod's own is kept so the app's identity never changes.
+// serviceAccount applies rule 6b: the default service account is replaced,
+// and the pod's automatic token turned off; the pod's own account is kept
+// so the app's identity never changes.
 func serviceAccount(d *appsv1.Deployment, rec *record) string {
 	spec := &d.Spec.Template.Spec
 	if spec.ServiceAccountName != "" && spec.ServiceAccountName != "default" {
@@ -26,5 +28,9 @@ func serviceAccount(d *appsv1.Deployment, rec *record) string {
 	// both keeps a re-injection of a stored object free of changes.
 	spec.ServiceAccountName = ServiceAccountName(d.Name)
 	spec.DeprecatedServiceAccount = spec.ServiceAccountName
+	// The fetcher has its own projected token; the app, which ran with the
+	// default account, must not get a token with the fetcher's rights.
+	rec.Automount = &savedBool{Was: spec.AutomountServiceAccountToken}
+	spec.AutomountServiceAccountToken = ptr.To(false)
 	return ""
 }

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/nodecmd"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -31,13 +32,14 @@ func strip(d *appsv1.Deployment, rec *record) {
 
 	if i := indexOf(spec.Containers, rec.Container); i >= 0 {
 		c := &spec.Containers[i]
-		if isRewritten(c.Command, rec.Workspace) {
+		boot := bootPath(rec.Workspace)
+		if nodecmd.Mentions(c.Command, boot) || nodecmd.Mentions(c.Args, boot) {
 			c.Command = slices.Clone(rec.Command)
-			if c.Args == nil {
+			if c.Args == nil || nodecmd.Mentions(c.Args, boot) {
 				c.Args = slices.Clone(rec.Args)
 			}
 		}
-		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == sidecar.EnvEntry })
+		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == sidecar.EnvEntry || e.Name == sidecar.EnvAppDir })
 		if len(c.Env) == 0 {
 			c.Env = nil
 		}
@@ -64,6 +66,9 @@ func strip(d *appsv1.Deployment, rec *record) {
 			spec.DeprecatedServiceAccount = rec.DeprecatedServiceAccount
 		}
 		spec.ServiceAccountName = *rec.ServiceAccountName
+		if a := spec.AutomountServiceAccountToken; rec.Automount != nil && a != nil && !*a {
+			spec.AutomountServiceAccountToken = rec.Automount.Was
+		}
 	}
 
 	deleteAnnotation(&d.Annotations, annotations.Injected)

@@ -68,6 +68,10 @@ type Options struct {
 	// WorkspaceSubPath is the app mount's subPath of that volume, if any, so
 	// both containers see the same directory.
 	WorkspaceSubPath string
+	// AppDir, when set, is passed as EnvAppDir: the pod runs the image's
+	// own code until the first push, and releases without node_modules use
+	// the image's from there.
+	AppDir string
 }
 
 // Container returns the fetcher container. Every field the API server would
@@ -111,7 +115,8 @@ func Container(o Options) corev1.Container {
 	default:
 		c.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
 		// Up to ten minutes for the first artifact before the kubelet restarts
-		// the fetcher; the app waits behind it.
+		// the fetcher; the app waits behind it. With release zero the
+		// fetcher is ready at once, or after its first try of a digest.
 		c.StartupProbe = probe("/readyz", 1, 600)
 	}
 	return c
@@ -127,6 +132,9 @@ func env(o Options) []corev1.EnvVar {
 	}
 	if o.FetchIntervalSec != "" {
 		e = append(e, corev1.EnvVar{Name: EnvFetchIntervalSec, Value: o.FetchIntervalSec})
+	}
+	if o.AppDir != "" {
+		e = append(e, corev1.EnvVar{Name: EnvAppDir, Value: o.AppDir})
 	}
 	return e
 }

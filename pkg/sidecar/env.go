@@ -1,5 +1,7 @@
 package sidecar
 
+import "k8s.io/apimachinery/pkg/api/resource"
+
 // Environment variables of the fetcher. Each has a flag twin of the same
 // name in lower case with dashes, without the AETHER_ prefix (for example
 // AETHER_FETCH_INTERVAL_SEC and --fetch-interval-sec).
@@ -19,7 +21,19 @@ const (
 	// EnvEntry is set on the app container, not the fetcher: boot.cjs loads
 	// this path, relative to the artifact root.
 	EnvEntry = "AETHER_ENTRY"
+
+	// EnvAppDir is set on both containers when the pod runs the image's own
+	// code until the first push (release zero): the directory in the app's
+	// image that AETHER_ENTRY is relative to, or AppDirWorking when only the
+	// app's working directory at start tells. boot.cjs runs release zero
+	// from there, and the fetcher links the image's node_modules from there
+	// for releases that carry none.
+	EnvAppDir = "AETHER_APP_DIR"
 )
+
+// AppDirWorking is the value of EnvAppDir that means "the app's working
+// directory", which the webhook cannot know without the image's WORKDIR.
+const AppDirWorking = "."
 
 // Workspace layout, relative to the workspace root (DESIGN.md "Fetcher").
 const (
@@ -36,6 +50,10 @@ const (
 	BootFile = StateDir + "/boot.cjs"
 	// LoadedFile is written by boot.cjs each time it loads a release.
 	LoadedFile = StateDir + "/loaded"
+	// ImageModules is the link releases/node_modules to the image's own
+	// node_modules, which Node's module resolution finds from every release
+	// that carries no node_modules of its own.
+	ImageModules = ReleasesDir + "/node_modules"
 )
 
 // Defaults of the fetcher.
@@ -43,4 +61,17 @@ const (
 	DefaultFetchIntervalSec = 5
 	DefaultMetricsPort      = 9102
 	DefaultMetricsAddr      = ":9102"
+	// DefaultMaxArtifactBytes bounds both an artifact's download and its
+	// extracted total (AETHER_MAX_ARTIFACT_BYTES).
+	DefaultMaxArtifactBytes int64 = 512 << 20
+	// KeepReleases is how many releases stay on disk, the live one
+	// included, so that a quick rollback needs no download.
+	KeepReleases = 3
 )
+
+// WorkspaceSizeLimit is the sizeLimit of the emptyDir the webhook adds:
+// the releases kept plus the one being extracted, each at most
+// DefaultMaxArtifactBytes.
+func WorkspaceSizeLimit() *resource.Quantity {
+	return resource.NewQuantity((KeepReleases+1)*DefaultMaxArtifactBytes, resource.BinarySI)
+}

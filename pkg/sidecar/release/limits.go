@@ -1,11 +1,15 @@
 package release
 
-import "time"
+import (
+	"time"
+
+	"github.com/aether-dev/aether-devhot/pkg/sidecar"
+)
 
 // Defaults of Limits, used for every zero field.
 const (
 	// DefaultMaxBytes bounds both the download and the extracted total.
-	DefaultMaxBytes int64 = 512 << 20
+	DefaultMaxBytes = sidecar.DefaultMaxArtifactBytes
 	// DefaultMaxEntries bounds the tar entries; a big node_modules has tens
 	// of thousands.
 	DefaultMaxEntries = 100000

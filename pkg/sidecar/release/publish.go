@@ -13,10 +13,6 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
-// keepReleases is how many releases stay on disk, the live one included, so
-// that a quick rollback needs no download.
-const keepReleases = 3
-
 // publish makes releases/<hex> live: the staging directory, unless empty,
 // is renamed to it first. It flips current, then touches boot.cjs so that
 // node --watch restarts exactly once (NODE-WATCH.md: a symlink flip alone
@@ -73,7 +69,7 @@ func (w *Workspace) flip(hex string) error {
 	return os.Rename(tmp, filepath.Join(w.dir, sidecar.CurrentLink))
 }
 
-// prune removes all but the newest keepReleases releases, never live. Each
+// prune removes all but the newest sidecar.KeepReleases releases, never live. Each
 // is renamed away first, so a crash mid-removal never leaves a partial
 // directory under a digest's name that republish would trust.
 func (w *Workspace) prune(live string) {
@@ -94,11 +90,11 @@ func (w *Workspace) prune(live string) {
 			old = append(old, release{e.Name(), fi.ModTime()})
 		}
 	}
-	if len(old) < keepReleases {
+	if len(old) < sidecar.KeepReleases {
 		return
 	}
 	slices.SortFunc(old, func(a, b release) int { return b.mod.Compare(a.mod) })
-	for _, r := range old[keepReleases-1:] {
+	for _, r := range old[sidecar.KeepReleases-1:] {
 		tmp := filepath.Join(w.releases, tempPrefix+"prune-"+r.hex)
 		if os.Rename(filepath.Join(w.releases, r.hex), tmp) == nil {
 			os.RemoveAll(tmp)
