@@ -76,16 +76,39 @@ func rewriteCommand(d *appsv1.Deployment, app int, st *appStart, serr *startErro
 	}
 
 	rec.Command, rec.Args = c.Command, c.Args
-	if n := len(c.Args); n > 0 && len(argv) > n && slices.Equal(argv[len(argv)-n:], c.Args) {
-		c.Command = argv[:len(argv)-n]
-	} else {
-		c.Command, c.Args = argv, nil
-	}
+	c.Command, c.Args = splitArgv(argv, c.Command, c.Args, st)
 	setEnv(c, sidecar.EnvEntry, entry)
 	if releaseZero {
 		setEnv(c, sidecar.EnvAppDir, appDir)
 	}
 	return appDir, warnings, nil
+}
+
+// splitArgv puts the new command line back into command and args,
+// changing as little as it can: a command (or, when the container sets
+// none, the image's ENTRYPOINT) that still starts the line stays, and the
+// rest becomes args; else the manifest's args stay where they end the
+// line; else the whole line becomes the command.
+func splitArgv(argv, command, args []string, st *appStart) ([]string, []string) {
+	rest := func(n int) []string {
+		if len(argv) == n {
+			return nil
+		}
+		return argv[n:]
+	}
+	switch {
+	case len(command) > 0 && hasPrefix(argv, command):
+		return command, rest(len(command))
+	case len(command) == 0 && st != nil && st.image != nil && hasPrefix(argv, st.image.Entrypoint):
+		return nil, rest(len(st.image.Entrypoint))
+	case len(args) > 0 && len(argv) > len(args) && slices.Equal(argv[len(argv)-len(args):], args):
+		return argv[:len(argv)-len(args)], args
+	}
+	return argv, nil
+}
+
+func hasPrefix(s, prefix []string) bool {
+	return len(s) >= len(prefix) && slices.Equal(s[:len(prefix)], prefix)
 }
 
 // setEnv sets name on c, last, replacing an earlier value.
@@ -123,11 +146,19 @@ func startDenial(c *corev1.Container, serr *startError, annotated bool) *Denial 
 			"set the container's command to `node [flags] <file> [args]`, or %s", entryFix)
 	}
 	le := serr.lookup
-	problem := fmt.Sprintf("is not set, so the image decides, and %s", le.Error())
-	if strings.HasSuffix(serr.field, ".args") {
-		problem = fmt.Sprintf("is set without a command, so the image's ENTRYPOINT decides, and %s", le.Error())
-	} else if strings.HasSuffix(serr.field, ".image") {
-		problem = le.Error()
+	cannot := fmt.Sprintf("image %s cannot be read (%s", le.Image, le.Reason)
+	if le.Err != nil {
+		cannot += ": " + le.Err.Error()
+	}
+	cannot += ")"
+	var problem string
+	switch {
+	case serr.script != "":
+		problem = fmt.Sprintf("runs `%s`, whose script is in the image's package.json, and %s", serr.script, cannot)
+	case strings.HasSuffix(serr.field, ".args"):
+		problem = "is set without a command, so the image's ENTRYPOINT decides, and " + cannot
+	default:
+		problem = "is not set, so the image decides, and " + cannot
 	}
 	fix := "set the container's command to the app's `node <file>` command"
 	switch le.Reason {

@@ -19,7 +19,8 @@ import (
 // know; and reverting restores the input.
 func FuzzMutate(f *testing.F) {
 	ins, _ := filepath.Glob("../../test/golden/*.in.yaml")
-	for _, in := range ins {
+	corpus, _ := filepath.Glob("../../test/golden/corpus/*.in.yaml")
+	for _, in := range append(ins, corpus...) {
 		b, err := os.ReadFile(in)
 		if err != nil {
 			f.Fatal(err)

@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -20,10 +21,31 @@ import (
 
 	evanjsonpatch "gopkg.in/evanphx/json-patch.v4"
 
+	"github.com/aether-dev/aether-devhot/pkg/imageconfig"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
-var testOptions = Options{FetcherImage: "aether-devhot:test", Mode: sidecar.ModeNative}
+var testOptions = Options{FetcherImage: "aether-devhot:test", Mode: sidecar.ModeNative, Images: goldenImages()}
+
+// goldenImages are the image fixtures of the golden suite, so that the
+// cases that leave their command to the image are injected here too.
+func goldenImages() imageconfig.Static {
+	s := imageconfig.Static{}
+	for _, file := range []string{"../../test/golden/images.yaml", "../../test/golden/corpus/images.yaml"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			panic(err)
+		}
+		f, err := imageconfig.ParseFixture(b)
+		if err == nil {
+			err = s.Add(f)
+		}
+		if err != nil {
+			panic(fmt.Sprintf("%s: %v", file, err))
+		}
+	}
+	return s
+}
 
 // labelled reads a golden input as a Deployment.
 func labelled(t testing.TB) *appsv1.Deployment {

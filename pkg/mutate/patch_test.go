@@ -19,6 +19,8 @@ import (
 // admission.PatchResponseFromRaw over the whole object.
 func TestPatchEqualsFullDiff(t *testing.T) {
 	ins, _ := filepath.Glob("../../test/golden/*.in.yaml")
+	corpus, _ := filepath.Glob("../../test/golden/corpus/*.in.yaml")
+	ins = append(ins, corpus...)
 	if len(ins) == 0 {
 		t.Fatal("no golden inputs")
 	}

@@ -39,8 +39,10 @@ type startError struct {
 	notNode *nodecmd.NotNodeError
 	// unsupported: it runs Node in a way that cannot go under --watch.
 	unsupported *nodecmd.UnsupportedError
-	// lookup: the image had to be read to know, and could not be.
+	// lookup: the image had to be read to know, and could not be; script
+	// is the package-manager run it was read for, if any.
 	lookup *imageconfig.LookupError
+	script string
 	// field is the field the denial names, and argv the command line read
 	// from it (nil for a failed lookup).
 	field string
@@ -115,9 +117,16 @@ func readStart(c *corev1.Container, i int, images imageconfig.Source) (*appStart
 		return nil, classify(err, st)
 	}
 	st.start, st.inv = start, start.Node
-	if start.Script != nil {
+	if ps := start.Script; ps != nil {
+		forScript := func(serr *startError) *startError {
+			serr.field, serr.script = containerField(i, st.field), ps.Manager+" "+ps.Name
+			if ps.Manager == "node" {
+				serr.script = "node --run " + ps.Name
+			}
+			return serr
+		}
 		if _, serr := config(); serr != nil {
-			return nil, serr
+			return nil, forScript(serr)
 		}
 		dir := st.workingDir
 		if dir == "" {
@@ -129,7 +138,7 @@ func readStart(c *corev1.Container, i int, images imageconfig.Source) (*appStart
 		case err == nil:
 			scripts = pkg.Scripts
 		case imageconfig.ReasonOf(err) != imageconfig.NotFound:
-			return nil, lookup(err, containerField(i, "image"))
+			return nil, forScript(lookup(err, ""))
 		}
 		if st.inv, err = nodecmd.ResolveScript(start.Script, scripts); err != nil {
 			return nil, classify(err, st)

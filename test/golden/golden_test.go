@@ -1,6 +1,9 @@
-// Package golden runs every test/golden/<case>.in.yaml through
-// mutate.Deployment and compares the result with <case>.out.yaml.
-// Regenerate with: go test ./test/golden -update
+// Package golden runs every test/golden/<case>.in.yaml, and every public
+// Deployment of test/golden/corpus, through mutate.Deployment and compares
+// the result with <case>.out.yaml; the images the cases leave their command
+// to are the fixtures images.yaml and corpus/images.yaml. Every injection
+// is also checked to do no harm (noHarm), and every corpus case against the
+// expectation its header states. Regenerate with: go test ./test/golden -update
 package golden
 
 import (
@@ -19,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/imageconfig"
 	"github.com/aether-dev/aether-devhot/pkg/mutate"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
@@ -56,34 +60,47 @@ func parseDirectives(in []byte) directives {
 	return d
 }
 
+// caseGlobs are where the inputs are: the synthetic cases, then the
+// corpus of public Deployments.
+var caseGlobs = []string{"*.in.yaml", "corpus/*.in.yaml"}
+
 func TestGolden(t *testing.T) {
-	ins, err := filepath.Glob("*.in.yaml")
-	if err != nil || len(ins) == 0 {
-		t.Fatalf("no golden inputs: %v", err)
+	images := loadImages(t, "images.yaml", "corpus/images.yaml")
+	n := 0
+	for _, g := range caseGlobs {
+		ins, err := filepath.Glob(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range ins {
+			name := strings.TrimSuffix(in, ".in.yaml")
+			t.Run(name, func(t *testing.T) { runCase(t, name, images) })
+			n++
+		}
 	}
-	for _, in := range ins {
-		name := strings.TrimSuffix(in, ".in.yaml")
-		t.Run(name, func(t *testing.T) { runCase(t, name) })
+	if n == 0 {
+		t.Fatal("no golden inputs")
 	}
 }
 
 // TestNoStaleGoldenFiles fails on an .out.yaml whose input is gone.
 func TestNoStaleGoldenFiles(t *testing.T) {
 	outs, _ := filepath.Glob("*.out.yaml")
-	for _, out := range outs {
+	more, _ := filepath.Glob("corpus/*.out.yaml")
+	for _, out := range append(outs, more...) {
 		if _, err := os.Stat(strings.TrimSuffix(out, ".out.yaml") + ".in.yaml"); err != nil {
 			t.Errorf("%s has no input; delete it", out)
 		}
 	}
 }
 
-func runCase(t *testing.T, name string) {
+func runCase(t *testing.T, name string, images imageconfig.Source) {
 	raw, err := os.ReadFile(name + ".in.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := parseDirectives(raw)
-	opts := mutate.Options{FetcherImage: Image, Mode: dir.mode}
+	opts := mutate.Options{FetcherImage: Image, Mode: dir.mode, Images: images}
 	var in appsv1.Deployment
 	if err := yaml.UnmarshalStrict(raw, &in); err != nil {
 		t.Fatalf("input: %v", err)
@@ -99,6 +116,12 @@ func runCase(t *testing.T, name string) {
 	}
 	rendered := render(t, got, outcome, warnings, err)
 	compareGolden(t, name+".out.yaml", rendered)
+	if want, ok := header(raw)["expect"]; ok {
+		checkExpect(t, want, got, err)
+	}
+	if err == nil && outcome == mutate.Injected && len(dir.then) == 0 {
+		noHarm(t, &in, got)
+	}
 
 	if err != nil {
 		var den *mutate.Denial
