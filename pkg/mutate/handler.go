@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -30,6 +31,8 @@ type Handler struct {
 	// context, so that none outlives the webhook's timeout; Options.Images
 	// serves otherwise.
 	Images func(ctx context.Context) imageconfig.Source
+	// LookupTimeout, when set, bounds one request's lookups.
+	LookupTimeout time.Duration
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -55,6 +58,11 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	o := h.Options
 	if h.Images != nil {
+		if h.LookupTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, h.LookupTimeout)
+			defer cancel()
+		}
 		o.Images = h.Images(ctx)
 	}
 	out, outcome, warnings, err := Deployment(&in, o)

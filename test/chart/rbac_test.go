@@ -74,8 +74,9 @@ type accessCheck struct {
 }
 
 // managerAccess is what the manager's ServiceAccount must and must not be
-// allowed, in release namespace ns; fleet is fleetMetrics.enabled.
-func managerAccess(ns string, fleet bool) []accessCheck {
+// allowed, in release namespace ns; fleet is fleetMetrics.enabled, and
+// pullSecrets is imageLookup.pullSecrets.
+func managerAccess(ns string, fleet bool, pullSecrets []string) []accessCheck {
 	var rows []accessCheck
 	allow := func(want bool, verbs []string, resource, sub, ns string) {
 		for _, v := range verbs {
@@ -94,6 +95,11 @@ func managerAccess(ns string, fleet bool) []accessCheck {
 	allow(true, []string{"get", "create", "update"}, "leases.coordination.k8s.io", "", ns)
 	allow(fleet, []string{"list", "watch"}, "pods", "", "")
 	allow(fleet, []string{"get"}, "pods", "log", "")
+	for _, name := range pullSecrets {
+		rows = append(rows, accessCheck{access{verb: "get", resource: "secrets", namespace: ns, name: name}, true})
+		rows = append(rows, accessCheck{access{verb: "get", resource: "secrets", namespace: "default", name: name}, false})
+	}
+	rows = append(rows, accessCheck{access{verb: "get", resource: "secrets", namespace: ns, name: "someone-elses"}, false})
 	// And no more: it never changes a Deployment's spec, reads Secrets,
 	// mints tokens, escalates or binds beyond what it holds, or touches
 	// webhook configurations or other namespaces' Leases.
@@ -121,18 +127,20 @@ func managerAccess(ns string, fleet bool) []accessCheck {
 // code does and for things it must not be able to do.
 func TestManagerRBACCanI(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		sets  []string
-		fleet bool
+		name        string
+		sets        []string
+		fleet       bool
+		pullSecrets []string
 	}{
-		{"defaults", nil, false},
-		{"fleet metrics", toggles["fleet metrics"], true},
+		{"defaults", nil, false, nil},
+		{"fleet metrics", toggles["fleet metrics"], true, nil},
+		{"pull secrets", toggles["pull secrets"], false, []string{"regcred", "mirror-cred"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			slug := strings.ReplaceAll(tc.name, " ", "-")
 			r := release{"rbac-" + slug, "rbac-" + slug}
 			install(t, r, tc.sets...)
-			for _, c := range managerAccess(r.namespace, tc.fleet) {
+			for _, c := range managerAccess(r.namespace, tc.fleet, tc.pullSecrets) {
 				if got := canI(t, r.serviceAccount(), c.access); got != c.want {
 					t.Errorf("can %s: %v, want %v", c.access, got, c.want)
 				}

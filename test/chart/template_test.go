@@ -40,6 +40,8 @@ var toggles = map[string][]string{
 	"store on a pvc":        {"store.persistence.enabled=true", "store.persistence.size=10Gi", "store.persistence.storageClass=fast"},
 	"own store image, caps": {"store.image=registry.example.com/store:1.2.3", "store.maxBlobBytes=1048576", "store.maxTotalBytes=8388608"},
 	"no pusher role":        {"store.pusherRole.create=false"},
+	"pull secrets":          {"imageLookup.pullSecrets={regcred,mirror-cred}", "imageLookup.timeout=3s"},
+	"no image lookup":       {"imageLookup.enabled=false"},
 	"everything":            {"serviceMonitor.enabled=true", "podMonitor.enabled=true", "createNamespace=true", "failurePolicy=Fail", "sidecarMode=native", "logLevel=debug", "fleetMetrics.enabled=true", "store.persistence.enabled=true"},
 }
 

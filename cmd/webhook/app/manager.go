@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"strconv"
@@ -25,6 +26,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/aether-dev/aether-devhot/pkg/fleet"
+	"github.com/aether-dev/aether-devhot/pkg/imageconfig/registry"
 	"github.com/aether-dev/aether-devhot/pkg/mutate"
 	"github.com/aether-dev/aether-devhot/pkg/rbac"
 	"github.com/aether-dev/aether-devhot/pkg/readmit"
@@ -54,9 +56,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if !o.EnableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 	}
-	managed := labels.NewSelector()
-	req, _ := labels.NewRequirement(rbac.ManagedByLabel, selection.Equals, []string{rbac.ManagedBy})
-	managed = managed.Add(*req)
+	req, err := labels.NewRequirement(rbac.ManagedByLabel, selection.Equals, []string{rbac.ManagedBy})
+	if err != nil {
+		return nil, err
+	}
+	managed := labels.NewSelector().Add(*req)
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
@@ -83,9 +87,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("manager: %w", err)
 	}
 
-	mgr.GetWebhookServer().Register(mutate.Path, &webhook.Admission{Handler: &mutate.Handler{
-		Options: mutate.Options{FetcherImage: o.FetcherImage, Mode: mode},
-	}})
+	handler := &mutate.Handler{Options: mutate.Options{FetcherImage: o.FetcherImage, Mode: mode}}
+	if o.ImageLookup {
+		handler.Images, handler.LookupTimeout = imageLookups(mgr, o).Source, o.ImageLookupTimeout
+	}
+	mgr.GetWebhookServer().Register(mutate.Path, &webhook.Admission{Handler: handler})
 	if err := (&rbac.Reconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("aether-devhot"),
@@ -111,8 +117,23 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	ctrl.Log.WithName("setup").Info("webhook configured", "path", mutate.Path, "sidecarMode", mode, "fetcherImage", o.FetcherImage,
-		"ingestFetcherLogs", o.IngestFetcherLogs)
+		"imageLookup", o.ImageLookup, "imagePullSecrets", o.ImagePullSecrets, "ingestFetcherLogs", o.IngestFetcherLogs)
 	return mgr, nil
+}
+
+// imageLookups reads images from their registries for admission,
+// anonymously or with the pull secrets of the webhook's own namespace,
+// which it reads uncached (it has no right to list Secrets).
+func imageLookups(mgr ctrl.Manager, o Options) *registry.Registry {
+	ro := registry.Options{}
+	if len(o.ImagePullSecrets) > 0 {
+		ro.Keychain = &registry.PullSecrets{Names: o.ImagePullSecrets, Get: func(ctx context.Context, name string) (*corev1.Secret, error) {
+			var s corev1.Secret
+			err := mgr.GetAPIReader().Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: name}, &s)
+			return &s, err
+		}}
+	}
+	return registry.New(ro)
 }
 
 // addIngester runs the fleet Ingester on the leader, with its metrics on

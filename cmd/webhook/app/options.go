@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
@@ -26,10 +28,23 @@ type Options struct {
 	MetricsBindAddress   string
 	HealthProbeBindAddr  string
 	LeaderElect          bool
-	LeaderElectNamespace string
 	FetcherImage         string
 	SidecarMode          string
 	EnableHTTP2          bool
+	// ImageLookup lets admission read an image's config (and, for `npm
+	// start`, its package.json) from its registry when the app container
+	// leaves its command to the image. Off in Options' zero value, so that
+	// tests reach no registry unless they say so; on by default as a flag.
+	ImageLookup bool
+	// ImageLookupTimeout bounds one admission's lookups, well inside the
+	// webhook's timeoutSeconds.
+	ImageLookupTimeout time.Duration
+	// ImagePullSecrets name docker config Secrets in Namespace, the
+	// webhook's own, used for private registries: the manager never reads
+	// Secrets of users' namespaces.
+	ImagePullSecrets []string
+	// Namespace is the webhook's own namespace (POD_NAMESPACE).
+	Namespace string
 	// IngestFetcherLogs turns on fleet metrics: the leader tails the
 	// fetchers' logs and exports their REFRESH_* markers per namespace on
 	// its own /metrics (package fleet). Off by default, because it needs
@@ -50,8 +65,27 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.FetcherImage, "fetcher-image", DefaultFetcherImage, "Image of the injected fetcher sidecar.")
 	fs.StringVar(&o.SidecarMode, "sidecar-mode", ModeAuto, "How the fetcher runs: native (Kubernetes >= 1.29), legacy, or auto to ask the API server once at start.")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Serve the webhook and metrics over HTTP/2 as well (off against HTTP/2 rapid-reset attacks).")
+	fs.BoolVar(&o.ImageLookup, "image-lookup", true, "Read an image's ENTRYPOINT, CMD, WORKDIR and package.json from its registry when the app container sets no command (anonymously, or with --image-pull-secrets).")
+	fs.DurationVar(&o.ImageLookupTimeout, "image-lookup-timeout", DefaultImageLookupTimeout, "Bound on one admission's image lookups; keep it inside the webhook's timeoutSeconds.")
+	fs.Func("image-pull-secrets", "Comma-separated docker config Secrets in the webhook's own namespace ("+EnvNamespace+") for private registries.", func(v string) error {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				o.ImagePullSecrets = append(o.ImagePullSecrets, n)
+			}
+		}
+		return nil
+	})
 	fs.BoolVar(&o.IngestFetcherLogs, "ingest-fetcher-logs", false, "Tail the fetchers' logs and export their refreshes per namespace on /metrics; needs list,watch on pods and get on pods/log cluster-wide. "+IngestEnv+"=1 also turns it on.")
 }
+
+// DefaultImageLookupTimeout is --image-lookup-timeout's default: half the
+// chart's webhook timeoutSeconds, so that a slow registry ends in a denial
+// that says so rather than in the API server's timeout.
+const DefaultImageLookupTimeout = 5 * time.Second
+
+// EnvNamespace names the webhook's own namespace, where its pull secrets
+// are; the chart sets it from the downward API.
+const EnvNamespace = "POD_NAMESPACE"
 
 // IngestEnv turns on --ingest-fetcher-logs from the environment, for
 // installs that set env rather than args.
@@ -60,6 +94,9 @@ const IngestEnv = "AETHER_DEV_HOT_INGEST"
 // ApplyEnv reads IngestEnv from getenv after fs is parsed. A flag given on
 // the command line wins over the environment, as in git-sync.
 func (o *Options) ApplyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	if o.Namespace == "" {
+		o.Namespace = getenv(EnvNamespace)
+	}
 	v := getenv(IngestEnv)
 	if v == "" {
 		return nil
@@ -88,6 +125,12 @@ func (o *Options) Validate() error {
 	}
 	if o.FetcherImage == "" {
 		return fmt.Errorf("--fetcher-image is empty: name the image that holds /fetcher")
+	}
+	if o.ImageLookup && (o.ImageLookupTimeout < 100*time.Millisecond || o.ImageLookupTimeout > 30*time.Second) {
+		return fmt.Errorf("--image-lookup-timeout=%s: want 100ms to 30s, inside the webhook's timeoutSeconds", o.ImageLookupTimeout)
+	}
+	if len(o.ImagePullSecrets) > 0 && o.Namespace == "" {
+		return fmt.Errorf("--image-pull-secrets is set but %s is not: the secrets are read in the webhook's own namespace", EnvNamespace)
 	}
 	return nil
 }
