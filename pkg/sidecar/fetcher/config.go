@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -63,6 +64,11 @@ type Config struct {
 	// Kubeconfig is used outside a pod; in a pod it stays empty and the
 	// projected service-account token is used.
 	Kubeconfig string
+	// AppDir is set when the pod runs the image's own code until the first
+	// push (release zero): the fetcher is ready at once, and releases
+	// without node_modules use the image's from there (see
+	// release.Workspace.UseImageModules).
+	AppDir string
 }
 
 // ConfigError reports a setting that cannot be used; cmd/fetcher exits 2 on
@@ -163,6 +169,13 @@ var settings = []setting{
 		c.MetricsAddr = v
 		_, err := metricsPort(v)
 		return err
+	}},
+	{sidecar.EnvAppDir, "", "the app's directory in its image (\".\": its working directory) when the pod runs the image's code until the first push", func(c *Config, v string) error {
+		c.AppDir = v
+		if v != "" && v != sidecar.AppDirWorking && (!filepath.IsAbs(v) || filepath.Clean(v) != v) {
+			return fmt.Errorf("must be %q or a clean absolute path", sidecar.AppDirWorking)
+		}
+		return nil
 	}},
 	{EnvKubeconfig, "", "kubeconfig used outside a pod", func(c *Config, v string) error {
 		c.Kubeconfig = v

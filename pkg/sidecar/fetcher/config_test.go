@@ -86,6 +86,7 @@ func TestConfigEnvAndFlagSymmetry(t *testing.T) {
 		{sidecar.EnvMaxArtifactBytes, "max-artifact-bytes", "1000", "2000", func(c Config) string { return fmt.Sprint(c.MaxArtifactBytes) }, "", ""},
 		{sidecar.EnvCAFile, "ca-file", caA, caB, func(c Config) string { return c.CAFile }, "", ""},
 		{sidecar.EnvMetricsAddr, "metrics-addr", ":1", "127.0.0.1:2", func(c Config) string { return c.MetricsAddr }, "", ""},
+		{sidecar.EnvAppDir, "app-dir", "/app", ".", func(c Config) string { return c.AppDir }, "", ""},
 		{EnvKubeconfig, "kubeconfig", "/k1", "/k2", func(c Config) string { return c.Kubeconfig }, "", ""},
 	}
 	if len(cases) != len(settings) {
@@ -149,6 +150,8 @@ func TestConfigErrors(t *testing.T) {
 		{"missing CA file", with(sidecar.EnvCAFile, "/nonexistent/ca.pem"), nil, []string{"AETHER_CA_FILE", "--ca-file", "/nonexistent/ca.pem"}},
 		{"metrics addr", with(sidecar.EnvMetricsAddr, "9102"), nil, []string{"AETHER_METRICS_ADDR", "--metrics-addr", "host:port"}},
 		{"metrics port", base(), []string{"--metrics-addr=:http"}, []string{"AETHER_METRICS_ADDR", "--metrics-addr", "port"}},
+		{"relative app dir", with(sidecar.EnvAppDir, "app"), nil, []string{"AETHER_APP_DIR", "--app-dir", `"."`, "absolute"}},
+		{"unclean app dir", base(), []string{"--app-dir=/app/../etc"}, []string{"AETHER_APP_DIR", "clean absolute path"}},
 		{"unknown flag", base(), []string{"--insecure"}, []string{"insecure"}},
 		{"stray argument", base(), []string{"now"}, []string{`unexpected argument "now"`}},
 	}

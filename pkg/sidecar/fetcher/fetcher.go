@@ -37,6 +37,11 @@ var eventRate = record.CorrelatorOptions{BurstSize: 100, QPS: 2}
 // otherwise be restarted every retouch, forever.
 const liveWait = 30 * time.Second
 
+// zeroGraceDefault bounds how long a pod that can run its image's code
+// waits for the fetcher's first reading of the Deployment before the app
+// starts: an unreachable API server must not keep the app down.
+const zeroGraceDefault = 10 * time.Second
+
 // errSuperseded cancels a download when a newer target arrives.
 var errSuperseded = errors.New("superseded by a newer target")
 
@@ -51,7 +56,10 @@ type Fetcher struct {
 	backoff Backoff
 	rand    *rand.Rand
 	retouch time.Duration
-	metrics *Metrics
+	// zeroGrace is how long a pod that may run its image's code waits for
+	// the first reading of the Deployment (zeroGraceDefault).
+	zeroGrace time.Duration
+	metrics   *Metrics
 
 	// out carries the REFRESH_* lines; log the rest, on the same writer.
 	out      io.Writer
@@ -61,6 +69,10 @@ type Fetcher struct {
 	inbox *inbox
 	// live is the digest /readyz reports; "" until a release is live.
 	live atomic.Pointer[string]
+	// zero is set when the app may start on its image's own code (release
+	// zero, cfg.AppDir): no digest is asked for, or the first try of one
+	// ended, or the Deployment could not be read for zeroGrace.
+	zero atomic.Bool
 	// bg counts the goroutines that wait for the app to load a release.
 	bg sync.WaitGroup
 }
@@ -78,18 +90,24 @@ func New(cfg Config, client kubernetes.Interface, out io.Writer) (*Fetcher, erro
 	}
 	out = &lockedWriter{w: out}
 	f := &Fetcher{
-		cfg:     cfg,
-		client:  client,
-		ws:      ws,
-		http:    hc,
-		limits:  release.Limits{MaxBytes: cfg.MaxArtifactBytes},
-		backoff: Backoff{Base: DefaultBackoffBase, Max: cfg.BackoffMax},
-		rand:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		retouch: release.DefaultRetouch,
-		metrics: NewMetrics(),
-		out:     out,
-		log:     slog.New(slog.NewTextHandler(out, nil)),
-		inbox:   newInbox(),
+		cfg:       cfg,
+		client:    client,
+		ws:        ws,
+		http:      hc,
+		limits:    release.Limits{MaxBytes: cfg.MaxArtifactBytes},
+		backoff:   Backoff{Base: DefaultBackoffBase, Max: cfg.BackoffMax},
+		rand:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		retouch:   release.DefaultRetouch,
+		zeroGrace: zeroGraceDefault,
+		metrics:   NewMetrics(),
+		out:       out,
+		log:       slog.New(slog.NewTextHandler(out, nil)),
+		inbox:     newInbox(),
+	}
+	if cfg.AppDir != "" {
+		if err := ws.UseImageModules(cfg.AppDir); err != nil {
+			return nil, fmt.Errorf("workspace: %w", err)
+		}
 	}
 	current := ws.Current()
 	f.live.Store(&current)
@@ -141,8 +159,13 @@ func (f *Fetcher) Run(ctx context.Context) error {
 		defer close(sourceDone)
 		source(ctx)
 	}()
+	if f.cfg.AppDir != "" {
+		grace := time.AfterFunc(f.zeroGrace, f.zeroReady)
+		defer grace.Stop()
+	}
 	f.log.Info("fetcher started", "namespace", f.cfg.PodNamespace, "deployment", f.cfg.Deployment,
-		"mode", f.cfg.Mode, "interval", f.cfg.FetchInterval, "workspace", f.ws.Dir(), "current", *f.live.Load())
+		"mode", f.cfg.Mode, "interval", f.cfg.FetchInterval, "workspace", f.ws.Dir(), "current", *f.live.Load(),
+		"releaseZero", f.cfg.AppDir)
 
 	f.loop(ctx)
 
@@ -201,6 +224,7 @@ func (f *Fetcher) loop(ctx context.Context) {
 			f.log.Info("download cancelled", "digest", o.job.target.Digest, "cause", context.Cause(o.job.ctx))
 		case o.err != nil:
 			att = f.failed(o.job.obs, o.err, att)
+			f.zeroReady()
 		default:
 			att = attempts{}
 			lastWhy = whyLive
@@ -238,6 +262,7 @@ func (f *Fetcher) loop(ctx context.Context) {
 		retry.Stop()
 		switch d.action {
 		case actNone:
+			f.zeroReady()
 			// Resyncs repeat the same answer every interval; say it once.
 			if d.why != lastWhy {
 				f.log.Info(d.why, "digest", obs.desired.Digest, "current", current)
@@ -246,10 +271,18 @@ func (f *Fetcher) loop(ctx context.Context) {
 			retry.Reset(d.wait)
 		case actFail:
 			att = f.failed(obs, d.err, att)
+			f.zeroReady()
 		case actApply:
 			running = f.start(ctx, obs, d.target, done)
 		}
 		lastWhy = d.why
+	}
+}
+
+// zeroReady lets the app start on its image's code, where it may.
+func (f *Fetcher) zeroReady() {
+	if f.cfg.AppDir != "" && !f.zero.Swap(true) {
+		f.log.Info("the app may start on its image's own code (release zero)")
 	}
 }
 

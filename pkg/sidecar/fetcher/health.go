@@ -13,7 +13,8 @@ import (
 )
 
 // handler serves /metrics, /healthz and /readyz. /readyz is what holds the
-// app back (native startupProbe, legacy wait-ready) until code is live.
+// app back (native startupProbe, legacy wait-ready) until code is live: a
+// release, or with release zero the image's own code.
 func (f *Fetcher) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(f.metrics.Registry, promhttp.HandlerOpts{Registry: f.metrics.Registry}))
@@ -22,11 +23,14 @@ func (f *Fetcher) handler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		live := f.live.Load()
-		if live == nil || *live == "" {
+		switch {
+		case live != nil && *live != "":
+			fmt.Fprintf(w, "ok %s\n", *live)
+		case f.zero.Load():
+			_, _ = io.WriteString(w, "ok release zero: the image's own code\n")
+		default:
 			http.Error(w, "no release is live yet", http.StatusServiceUnavailable)
-			return
 		}
-		fmt.Fprintf(w, "ok %s\n", *live)
 	})
 	return mux
 }

@@ -35,6 +35,10 @@ type Loaded struct {
 	// until its entry has loaded (returned from require, or the import
 	// settled), true after.
 	Ready bool `json:"ready"`
+	// AppDir is the app's directory in its image, where boot.cjs found it
+	// (AETHER_APP_DIR resolved in the app's container): release zero runs
+	// from there, and the image's node_modules are there.
+	AppDir string `json:"appDir,omitempty"`
 }
 
 // Loaded reads .aether/loaded. The error wraps fs.ErrNotExist if the app has
@@ -80,6 +84,9 @@ func (w *Workspace) WaitLoaded(ctx context.Context, digest string, retouch time.
 			// Touching blindly on an unreadable record would restart the
 			// app every retouch, for ever.
 			return time.Since(start), err
+		}
+		if err == nil && l.AppDir != "" {
+			w.learnAppDir(l.AppDir)
 		}
 		chosen := err == nil && l.Digest == digest
 		if chosen && l.Ready {

@@ -38,6 +38,9 @@ func (w *Workspace) publish(ctx context.Context, staging, hex string) error {
 	if err := os.Chtimes(dst, now, now); err != nil {
 		return newError(ReasonPublish, err)
 	}
+	if err := w.linkImageModules(); err != nil {
+		return newError(ReasonPublish, fmt.Errorf("link %s: %w", sidecar.ImageModules, err))
+	}
 	prev := w.currentHex()
 	if err := w.flip(hex); err != nil {
 		return newError(ReasonPublish, fmt.Errorf("flip %s: %w", sidecar.CurrentLink, err))

@@ -47,8 +47,13 @@ type Workspace struct {
 	dir      string
 	releases string
 	// mu serialises publishing, so that a superseded Apply still cleaning
-	// up never races a newer one for current or the prune.
+	// up never races a newer one for current or the prune, and guards the
+	// fields below.
 	mu sync.Mutex
+	// imageModules is set by UseImageModules; appDir is the app's image
+	// directory once known.
+	imageModules bool
+	appDir       string
 }
 
 // Open prepares dir as a workspace and returns it. It writes .aether/boot.cjs
@@ -144,6 +149,62 @@ func (w *Workspace) writeBoot() error {
 		return err
 	}
 	return nil
+}
+
+// UseImageModules makes releases that carry no node_modules resolve the
+// image's own, as the app ran them: it links releases/node_modules, which
+// Node's module resolution finds from every release directory, to
+// <appDir>/node_modules. The link resolves in the app's container; the
+// fetcher never follows it. appDir is the app's directory in its image, or
+// sidecar.AppDirWorking when only boot.cjs can tell (it records the
+// directory in .aether/loaded, from where the link is made before the next
+// publish, and boot.cjs waits for it if a release starts first).
+func (w *Workspace) UseImageModules(appDir string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.imageModules = true
+	if filepath.IsAbs(appDir) {
+		w.appDir = filepath.Clean(appDir)
+	}
+	return w.linkImageModules()
+}
+
+// learnAppDir takes the app's directory from boot.cjs's record, if it is
+// not known yet.
+func (w *Workspace) learnAppDir(dir string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.imageModules && w.appDir == "" && filepath.IsAbs(dir) && filepath.Clean(dir) == dir {
+		w.appDir = dir
+		_ = w.linkImageModules() // retried before each publish
+	}
+}
+
+// linkImageModules makes the link of UseImageModules, with mu held.
+func (w *Workspace) linkImageModules() error {
+	if !w.imageModules {
+		return nil
+	}
+	if w.appDir == "" {
+		l, err := w.Loaded()
+		if err != nil || !filepath.IsAbs(l.AppDir) || filepath.Clean(l.AppDir) != l.AppDir {
+			return nil
+		}
+		w.appDir = l.AppDir
+	}
+	link := filepath.Join(w.dir, sidecar.ImageModules)
+	target := filepath.Join(w.appDir, "node_modules")
+	if t, err := os.Readlink(link); err == nil && t == target {
+		return nil
+	}
+	tmp := filepath.Join(w.releases, tempPrefix+"node_modules")
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, link)
 }
 
 // Dir returns the absolute path of the workspace.
