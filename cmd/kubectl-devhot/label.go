@@ -54,7 +54,7 @@ func newLabelCommand(flags *genericclioptions.ConfigFlags, streams genericioopti
 			case injected:
 				fmt.Fprintf(streams.Out, "deployment.apps/%s unlabelled, but still injected: is the webhook running?\n", name)
 			default:
-				fmt.Fprintf(streams.Out, "deployment.apps/%s disabled: the original initContainer and command are back\n", name)
+				fmt.Fprintf(streams.Out, "deployment.apps/%s disabled: the original Deployment is back\n", name)
 			}
 			return nil
 		},

@@ -123,7 +123,7 @@ func TestClusterKubectlDevhot(t *testing.T) {
 		}
 	}
 
-	if out := devhot("disable", "deploy/"+deployment); !strings.Contains(out, "disabled: the original initContainer and command are back") {
+	if out := devhot("disable", "deploy/"+deployment); !strings.Contains(out, "disabled: the original Deployment is back") {
 		t.Errorf("disable did not report the revert")
 	}
 	if got := initContainer(); got != "fetch" {
