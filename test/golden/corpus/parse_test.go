@@ -28,6 +28,7 @@ var absent = map[string]string{
 	"<LOCATION>-docker.pkg.dev/<YOUR_PROJECT_ID>/gke-cloud-sql-repo/gke-sql:latest": "placeholder ref shared by several samples",
 	"n8nio/n8n:1.122.4": "Dockerfile for this tag not established",
 	"ismail":            "bare local-looking name, no registry established",
+	"ghrc.io/dapr/samples/pubsub-react-form:latest": "registry ghrc.io is a typo for ghcr.io; it serves nothing",
 }
 
 // Image is one entry of images.yaml.
