@@ -29,6 +29,7 @@ var absent = map[string]string{
 	"n8nio/n8n:1.122.4": "Dockerfile for this tag not established",
 	"ismail":            "bare local-looking name, no registry established",
 	"ghrc.io/dapr/samples/pubsub-react-form:latest": "registry ghrc.io is a typo for ghcr.io; it serves nothing",
+	"ghcr.io/requarks/wiki:3.0.0-beta":              "the chart's placeholder appVersion; the published tags carry a run number",
 }
 
 // Image is one entry of images.yaml.
