@@ -29,9 +29,10 @@ var absent = map[string]string{
 	"n8nio/n8n:1.122.4": "Dockerfile for this tag not established",
 	"ismail":            "bare local-looking name, no registry established",
 	"ghrc.io/dapr/samples/pubsub-react-form:latest": "registry ghrc.io is a typo for ghcr.io; it serves nothing",
-	"bitnami/node:9.5.0-r0-prod":                    "bitnami-docker-node Dockerfile for this tag not established",
-	"twentycrm/twenty:latest":                       "the Dockerfile it is built from is not established (the stored versions include a fork's)",
-	"ghcr.io/requarks/wiki:3.0.0-beta":              "the chart's placeholder appVersion; the published tags carry a run number",
+	"mongo:7":                          "official mongo image, not a Node one; left undescribed",
+	"bitnami/node:9.5.0-r0-prod":       "bitnami-docker-node Dockerfile for this tag not established",
+	"twentycrm/twenty:latest":          "the Dockerfile it is built from is not established (the stored versions include a fork's)",
+	"ghcr.io/requarks/wiki:3.0.0-beta": "the chart's placeholder appVersion; the published tags carry a run number",
 }
 
 // Image is one entry of images.yaml.
