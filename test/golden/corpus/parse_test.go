@@ -134,8 +134,8 @@ func TestCorpus(t *testing.T) {
 	images := loadImages(t)
 	used := map[string]bool{}
 	ins, err := filepath.Glob("*.in.yaml")
-	if err != nil || len(ins) < 24 {
-		t.Fatalf("want at least 24 cases, have %d (%v)", len(ins), err)
+	if err != nil || len(ins) < 38 {
+		t.Fatalf("want at least 38 cases, have %d (%v)", len(ins), err)
 	}
 	for _, in := range ins {
 		t.Run(strings.TrimSuffix(in, ".in.yaml"), func(t *testing.T) {
@@ -173,6 +173,13 @@ func TestCorpus(t *testing.T) {
 				f := strings.Fields(app)
 				if !hasContainer(spec.Containers, f[0]) {
 					t.Errorf("expect names app container %q, which the Deployment lacks", f[0])
+				}
+				// A rewrite needs the app image's config (node version, workdir,
+				// entrypoint): an expectation to rewrite must rest on a described image.
+				for _, c := range spec.Containers {
+					if _, ok := images[c.Image]; c.Name == f[0] && !ok {
+						t.Errorf("expect rewrites container %q, whose image %s is not in images.yaml", f[0], c.Image)
+					}
 				}
 				if init := strings.TrimPrefix(f[2], "init="); init != "none" && !hasContainer(spec.InitContainers, init) {
 					t.Errorf("expect names initContainer %q, which the Deployment lacks", init)
