@@ -49,6 +49,8 @@ FUZZTIME ?= 60s
 fuzz:
 	go test ./pkg/mutate -run '^$$' -fuzz FuzzMutate -fuzztime $(FUZZTIME)
 	go test ./pkg/sidecar/release -run '^$$' -fuzz FuzzExtract -fuzztime $(FUZZTIME)
+	go test ./pkg/refresh -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	go test ./pkg/refresh -run '^$$' -fuzz FuzzWrite -fuzztime $(FUZZTIME)
 	go test ./pkg/fleet -run '^$$' -fuzz FuzzParseLine -fuzztime $(FUZZTIME)
 	go test ./pkg/store -run '^$$' -fuzz FuzzParseBlobPath -fuzztime $(FUZZTIME)
 

@@ -2,20 +2,21 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
-	"github.com/aether-dev/aether-devhot/pkg/sidecar/fetcher"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 func newStatusCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
@@ -36,7 +37,7 @@ func newStatusCommand(flags *genericclioptions.ConfigFlags, streams genericioopt
 			if err != nil {
 				return err
 			}
-			evs, err := c.client.CoreV1().Events(c.namespace).List(cmd.Context(), metav1.ListOptions{FieldSelector: eventSelector(name)})
+			evs, err := c.client.EventsV1().Events(c.namespace).List(cmd.Context(), metav1.ListOptions{FieldSelector: refresh.EventSelector(name)})
 			if err != nil {
 				return fmt.Errorf("list events: %w", err)
 			}
@@ -54,7 +55,7 @@ func newStatusCommand(flags *genericclioptions.ConfigFlags, streams genericioopt
 			if len(rows) == 0 {
 				fmt.Fprintln(out, "pods\tno refresh reported yet")
 			} else {
-				fmt.Fprintln(out, "\nPOD\tRESULT\tWHEN\tMESSAGE")
+				fmt.Fprintln(out, "\nPOD\tRESULT\tDIGEST\tWHEN\tMESSAGE")
 				for _, r := range rows {
 					fmt.Fprintln(out, r)
 				}
@@ -66,55 +67,56 @@ func newStatusCommand(flags *genericclioptions.ConfigFlags, streams genericioopt
 
 // lastRefreshes gives one row per pod: its latest refresh Event, where
 // desired is the Deployment's digest (see later).
-func lastRefreshes(events []corev1.Event, desired string, now time.Time) []string {
-	last := map[string]corev1.Event{}
+func lastRefreshes(events []eventsv1.Event, desired string, now time.Time) []string {
+	type last struct {
+		rec refresh.Record
+		e   eventsv1.Event
+	}
+	latest := map[string]last{}
 	for _, e := range events {
-		if stage(e.Reason) < 0 {
+		rec, pod, ok := refresh.FromEvent(&e)
+		if !ok {
 			continue
 		}
-		pod := e.Source.Host
-		if prev, ok := last[pod]; !ok || later(e, prev, desired) {
-			last[pod] = e
+		if prev, seen := latest[pod]; !seen || later(e, rec, prev.e, prev.rec, desired) {
+			latest[pod] = last{rec, e}
 		}
 	}
-	pods := make([]string, 0, len(last))
-	for p := range last {
-		pods = append(pods, p)
-	}
-	slices.Sort(pods)
+	pods := slices.Sorted(maps.Keys(latest))
 	rows := make([]string, 0, len(pods))
 	for _, p := range pods {
-		e := last[p]
-		rows = append(rows, strings.Join([]string{p, e.Reason, duration.HumanDuration(now.Sub(eventTime(e))) + " ago", e.Message}, "\t"))
+		l := latest[p]
+		rows = append(rows, strings.Join([]string{p, l.e.Reason, l.rec.Digest,
+			duration.HumanDuration(now.Sub(eventTime(l.e))) + " ago", l.e.Note}, "\t"))
 	}
 	return rows
 }
 
-// stage orders the refresh Events of one digest: published, failed, then
-// loaded by the app; -1 for any other reason.
-func stage(reason string) int {
-	return slices.Index([]string{fetcher.EventRefreshSucceeded, fetcher.EventRefreshFailed, fetcher.EventRefreshLive}, reason)
+// stage orders the refresh markers of one digest: published, failed, then
+// loaded by the app.
+func stage(m refresh.Marker) int {
+	return slices.Index([]refresh.Marker{refresh.MarkerOK, refresh.MarkerFail, refresh.MarkerLive}, m)
 }
 
 // later reports whether refresh Event e came after prev. Event times have
-// whole seconds, and a fetcher publishes, and the app loads, within one
-// second: on a tie, an Event about the desired digest is the later (the
-// older digest's came first), then the later stage.
-func later(e, prev corev1.Event, desired string) bool {
+// microseconds, but a clock step or two fetchers' Events may tie: on a
+// tie, an Event about the desired digest is the later (the older digest's
+// came first), then the later stage.
+func later(e eventsv1.Event, rec refresh.Record, prev eventsv1.Event, prevRec refresh.Record, desired string) bool {
 	if t, p := eventTime(e), eventTime(prev); !t.Equal(p) {
 		return t.After(p)
 	}
-	if d, p := strings.Contains(e.Message, desired), strings.Contains(prev.Message, desired); desired != "" && d != p {
+	if d, p := rec.Digest == desired, prevRec.Digest == desired; desired != "" && d != p {
 		return d
 	}
-	return stage(e.Reason) > stage(prev.Reason)
+	return stage(rec.Marker) > stage(prevRec.Marker)
 }
 
-func eventTime(e corev1.Event) time.Time {
-	if !e.LastTimestamp.IsZero() {
-		return e.LastTimestamp.Time
+func eventTime(e eventsv1.Event) time.Time {
+	if !e.EventTime.IsZero() {
+		return e.EventTime.Time
 	}
-	return e.EventTime.Time
+	return e.DeprecatedLastTimestamp.Time
 }
 
 func yesNo(b bool) string {

@@ -4,26 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/aether-dev/aether-devhot/pkg/sidecar/fetcher"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
-
-// failedMessage parses the fetcher's RefreshFailed message (see
-// pkg/sidecar/fetcher/report.go) into its digest, pod, reason and error.
-var failedMessage = regexp.MustCompile(`^Refresh to (\S+) failed on pod (\S+) \(attempt \d+, [^)]*\): ([a-z_]+): (.*)$`)
-
-// onPod finds the pod in the other messages, for Events without a source.
-var onPod = regexp.MustCompile(` on pod (\S+)`)
 
 // podState is how far one pod has got with the digest.
 type podState struct {
@@ -76,14 +68,12 @@ func expectedPods(ctx context.Context, c *cluster, d *appsv1.Deployment) ([]stri
 }
 
 // observe takes one Event and reports whether every pod is live, or an
-// error naming the reason of a RefreshFailed for this digest.
-func (r *rollout) observe(e *corev1.Event, at time.Time) (bool, error) {
-	if !strings.Contains(e.Message, r.digest) {
+// error naming the reason of a failed refresh of this digest. Only the
+// fetcher's refresh Events count (refresh.FromEvent).
+func (r *rollout) observe(e *eventsv1.Event, at time.Time) (bool, error) {
+	rec, pod, ok := refresh.FromEvent(e)
+	if !ok || rec.Digest != r.digest {
 		return false, nil
-	}
-	pod := e.Source.Host
-	if m := onPod.FindStringSubmatch(e.Message); pod == "" && m != nil {
-		pod = m[1]
 	}
 	if r.want != nil && !slices.Contains(r.want, pod) {
 		return false, nil
@@ -93,15 +83,12 @@ func (r *rollout) observe(e *corev1.Event, at time.Time) (bool, error) {
 		st = &podState{}
 		r.pods[pod] = st
 	}
-	switch e.Reason {
-	case fetcher.EventRefreshFailed:
-		if m := failedMessage.FindStringSubmatch(e.Message); m != nil {
-			return false, fmt.Errorf("pod %s: refresh failed: %s: %s", pod, m[3], m[4])
-		}
-		return false, fmt.Errorf("pod %s: refresh failed: %s", pod, e.Message)
-	case fetcher.EventRefreshSucceeded:
+	switch rec.Marker {
+	case refresh.MarkerFail:
+		return false, fmt.Errorf("pod %s: refresh failed: %s: %s", pod, rec.Reason, rec.Error)
+	case refresh.MarkerOK:
 		st.published = true
-	case fetcher.EventRefreshLive:
+	case refresh.MarkerLive:
 		if st.live == 0 {
 			st.live = max(at.Sub(r.sent), time.Millisecond)
 			fmt.Fprintf(r.out, "  %s: live in %s\n", pod, ms(st.live))
@@ -148,18 +135,14 @@ func (r *rollout) stuck() string {
 	return strings.Join(parts, "; ")
 }
 
-// eventsSince returns the resource version to watch a Deployment's Events
-// from, taken before the annotation so that no Event is missed.
+// eventsSince returns the resource version to watch a Deployment's refresh
+// Events from, taken before the annotation so that no Event is missed.
 func eventsSince(ctx context.Context, c *cluster, name string) (string, error) {
-	list, err := c.client.CoreV1().Events(c.namespace).List(ctx, metav1.ListOptions{FieldSelector: eventSelector(name), Limit: 1})
+	list, err := c.client.EventsV1().Events(c.namespace).List(ctx, metav1.ListOptions{FieldSelector: refresh.EventSelector(name), Limit: 1})
 	if err != nil {
 		return "", fmt.Errorf("list events: %w", err)
 	}
 	return list.ResourceVersion, nil
-}
-
-func eventSelector(name string) string {
-	return fields.Set{"involvedObject.kind": "Deployment", "involvedObject.name": name}.String()
 }
 
 // wait watches the Deployment's Events from rv until r is done, a pod
@@ -170,7 +153,7 @@ func (r *rollout) wait(ctx context.Context, c *cluster, name, rv string) error {
 		return nil
 	}
 	for {
-		w, err := c.client.CoreV1().Events(c.namespace).Watch(ctx, metav1.ListOptions{FieldSelector: eventSelector(name), ResourceVersion: rv})
+		w, err := c.client.EventsV1().Events(c.namespace).Watch(ctx, metav1.ListOptions{FieldSelector: refresh.EventSelector(name), ResourceVersion: rv})
 		if err != nil {
 			if ctx.Err() != nil {
 				return r.timeout(ctx)
@@ -198,7 +181,7 @@ func (r *rollout) drain(ctx context.Context, w watch.Interface, rv *string) (boo
 			if !ok {
 				return false, nil
 			}
-			e, isEvent := ev.Object.(*corev1.Event)
+			e, isEvent := ev.Object.(*eventsv1.Event)
 			if !isEvent || (ev.Type != watch.Added && ev.Type != watch.Modified) {
 				continue
 			}

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/test/framework/artifact"
 	"github.com/aether-dev/aether-devhot/test/framework/bench"
@@ -75,18 +76,17 @@ func (b *runner) rss() error {
 	if err != nil {
 		return err
 	}
-	ok, fail := "REFRESH_OK digest="+big.Digest, "REFRESH_FAIL"
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if m, err := bench.ReadMemory(pid); err == nil {
 			r.sampled = max(r.sampled, m.RSS)
 		}
-		log := pod.FetcherLog()
-		if strings.Contains(log, ok) {
+		done := slices.ContainsFunc(pod.Refreshes(refresh.MarkerOK), func(r refresh.Record) bool { return r.Digest == big.Digest })
+		if done {
 			r.apply = time.Since(t0)
 			break
 		}
-		if strings.Contains(log, fail) {
+		if len(pod.Refreshes(refresh.MarkerFail)) > 0 {
 			f, _ := pod.Logs()
 			return fmt.Errorf("the fetcher failed on the big artifact (log: %s)", f)
 		}

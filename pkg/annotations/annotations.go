@@ -57,6 +57,12 @@ const (
 	// injecting again, so mutation is idempotent, and lets a label removal
 	// restore the original exactly.
 	Injected = Prefix + "injected"
+
+	// Refresh is set by the fetcher on each of its Events: the refresh
+	// record (package refresh) that the Event reports, in the form of its
+	// REFRESH_* log line, so that kubectl devhot reads the digest, the
+	// stage and the error without parsing the message.
+	Refresh = Prefix + "refresh"
 )
 
 // DefaultContainer is the well-known pod-template annotation kubectl uses to

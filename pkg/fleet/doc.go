@@ -5,7 +5,7 @@
 // Metrics, registered on the Registerer given to New:
 //
 //	dev_hot_fleet_refresh_total{namespace}                 REFRESH_OK lines
-//	dev_hot_fleet_refresh_failure_total{namespace,reason}  REFRESH_FAIL lines; reason is a release.Reason or "unknown"
+//	dev_hot_fleet_refresh_failure_total{namespace,reason}  REFRESH_FAIL lines; reason is a refresh.Reason or "unknown"
 //	dev_hot_fleet_refresh_latency_seconds{namespace}       histogram of REFRESH_OK latency_ms
 //	dev_hot_fleet_malformed_lines_total{namespace}         marker lines with a missing or bad field
 //
@@ -15,7 +15,8 @@
 // keeps the line out of the histogram (a false 0 would skew it); a missing
 // reason, or one outside the enum, is counted as reason="unknown"; every
 // such line is also counted as malformed. Lines that do not start with a
-// marker word — slog lines, lookalikes — are ignored. See ParseLine.
+// marker word — slog lines, lookalikes — are ignored. The line's format
+// is package refresh's, which the fetcher writes with; see ParseLine.
 //
 // Pods: the pods of a dev-hot Deployment carry the webhook's pod-template
 // annotation aether.dev/dev-hot="true", not the Deployment's label, and the

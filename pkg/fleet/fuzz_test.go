@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 // FuzzParseLine checks that ParseLine never panics, keeps its promises on
@@ -33,14 +35,14 @@ func FuzzParseLine(f *testing.F) {
 		r, ok := ParseLine(line)
 		_, rest := splitTimestamp(line)
 		word, _, _ := strings.Cut(rest, " ")
-		if _, marker := required[Event(word)]; ok != marker {
+		if marker := slices.Contains([]refresh.Marker{refresh.MarkerOK, refresh.MarkerFail, refresh.MarkerLive}, refresh.Marker(word)); ok != marker {
 			t.Fatalf("ParseLine(%q) ok = %v, first word %q", line, ok, word)
 		}
 		if !ok {
 			return
 		}
 		m.Observe("fuzz", r)
-		if r.Event == EventRefreshFail && r.Reason != ReasonUnknown && !slices.Contains(knownReasons, r.Reason) {
+		if r.Marker == refresh.MarkerFail && r.Reason != refresh.ReasonUnknown && !slices.Contains(refresh.Reasons(), r.Reason) {
 			t.Fatalf("reason %q is outside the enum", r.Reason)
 		}
 		if r.Latency < 0 || r.RetryIn < 0 || r.Live < 0 || r.Bytes < 0 || r.Files < 0 || r.Downloaded < 0 || r.Attempt < 0 {

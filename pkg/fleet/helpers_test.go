@@ -107,34 +107,13 @@ func eventually(t *testing.T, what string, cond func() error) {
 // the parser must read back as it reads the fetcher's bare values (those are
 // in TestParseLine's real lines), with the kubelet's prefix when r has a
 // time.
+// render is r's line as the kubelet returns it: the fetcher's own line
+// (refresh.Record.String), after the timestamp when r has one.
 func render(r Record) string {
-	var kv []string
-	switch r.Event {
-	case EventRefreshOK:
-		kv = []string{"digest", r.Digest, "latency_ms", ms(r.Latency), "bytes", itoa(r.Bytes), "files", itoa(r.Files), "downloaded", itoa(r.Downloaded)}
-	case EventRefreshFail:
-		kv = []string{"reason", string(r.Reason), "digest", r.Digest, "error", r.Error, "attempt", itoa(r.Attempt)}
-		if !r.GaveUp {
-			kv = append(kv, "retry_in_ms", ms(r.RetryIn))
-		}
-	case EventRefreshLive:
-		kv = []string{"digest", r.Digest, "live_ms", ms(r.Live)}
+	if r.Time.IsZero() {
+		return r.Record.String()
 	}
-	if r.Commit != "" {
-		kv = append(kv, "commit", r.Commit)
-	}
-	if r.BuildTimestamp != "" {
-		kv = append(kv, "build_timestamp", r.BuildTimestamp)
-	}
-	var b strings.Builder
-	if !r.Time.IsZero() {
-		b.WriteString(r.Time.Format(time.RFC3339Nano) + " ")
-	}
-	b.WriteString(string(r.Event))
-	for i := 0; i+1 < len(kv); i += 2 {
-		b.WriteString(" " + kv[i] + "=" + strconv.Quote(kv[i+1]))
-	}
-	return b.String()
+	return r.Time.Format(time.RFC3339Nano) + " " + r.Record.String()
 }
 
 func ms(d time.Duration) string { return itoa(d.Milliseconds()) }

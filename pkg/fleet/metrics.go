@@ -3,9 +3,12 @@ package fleet
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 // Metric names: the fetcher's seed metrics (DESIGN.md "Fetcher"), summed
@@ -15,7 +18,7 @@ const (
 	// MetricRefreshTotal counts REFRESH_OK lines: releases published.
 	MetricRefreshTotal = "dev_hot_fleet_refresh_total"
 	// MetricRefreshFailureTotal counts REFRESH_FAIL lines by reason, one of
-	// release.Reason or ReasonUnknown.
+	// refresh.Reasons or refresh.ReasonUnknown.
 	MetricRefreshFailureTotal = "dev_hot_fleet_refresh_failure_total"
 	// MetricRefreshLatencySeconds is a histogram of REFRESH_OK's latency_ms:
 	// digest seen -> published.
@@ -25,10 +28,6 @@ const (
 	// so this only says that the parser and the fetchers disagree.
 	MetricMalformedLinesTotal = "dev_hot_fleet_malformed_lines_total"
 )
-
-// latencyBuckets are the fetcher's own, so that the fleet histogram and a
-// pod's histogram can be compared bucket by bucket.
-var latencyBuckets = []float64{0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1, 1.5, 2, 3, 5, 10, 20, 30}
 
 // Metrics are the fleet series, labelled by the fetcher pod's namespace.
 // Series live for the life of the process: a namespace that loses its last
@@ -70,7 +69,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if m.Latency, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    MetricRefreshLatencySeconds,
 		Help:    "Time from a digest first seen to its release published, from the fetchers' REFRESH_OK log lines.",
-		Buckets: latencyBuckets,
+		Buckets: refresh.LatencyBuckets,
 	}, []string{"namespace"})); err != nil {
 		return nil, err
 	}
@@ -110,7 +109,7 @@ func (m *Metrics) Warm(namespace string) {
 	m.Refreshes.WithLabelValues(namespace)
 	m.Latency.WithLabelValues(namespace)
 	m.Malformed.WithLabelValues(namespace)
-	for _, r := range knownReasons {
+	for _, r := range refresh.Reasons() {
 		m.Failures.WithLabelValues(namespace, string(r))
 	}
 }
@@ -121,23 +120,14 @@ func (m *Metrics) Observe(namespace string, r Record) {
 	if len(r.Malformed) > 0 {
 		m.Malformed.WithLabelValues(namespace).Inc()
 	}
-	switch r.Event {
-	case EventRefreshOK:
+	switch r.Marker {
+	case refresh.MarkerOK:
 		m.Refreshes.WithLabelValues(namespace).Inc()
 		// A missing or bad latency_ms would put a false 0 in the histogram.
-		if !r.malformed("latency_ms") {
+		if !slices.Contains(r.Malformed, refresh.KeyLatency) {
 			m.Latency.WithLabelValues(namespace).Observe(r.Latency.Seconds())
 		}
-	case EventRefreshFail:
+	case refresh.MarkerFail:
 		m.Failures.WithLabelValues(namespace, string(r.Reason)).Inc()
 	}
-}
-
-func (r Record) malformed(field string) bool {
-	for _, f := range r.Malformed {
-		if f == field {
-			return true
-		}
-	}
-	return false
 }

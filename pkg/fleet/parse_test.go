@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 // Digests of the real lines below.
@@ -40,7 +40,7 @@ func TestParseLine(t *testing.T) {
 			name: "refresh ok with build annotations",
 			line: prefix + "REFRESH_OK digest=" + okDigest + " latency_ms=1 bytes=20 files=2 downloaded=154 commit=0123abc build_timestamp=2026-05-01T10:00:00Z",
 			ok:   true,
-			want: Record{Time: ts, Event: EventRefreshOK, Digest: okDigest, Latency: time.Millisecond, Bytes: 20, Files: 2, Downloaded: 154, Commit: "0123abc", BuildTimestamp: "2026-05-01T10:00:00Z"},
+			want: Record{Time: ts, Record: refresh.Record{Marker: refresh.MarkerOK, Digest: okDigest, Latency: time.Millisecond, Bytes: 20, Files: 2, Downloaded: 154, Commit: "0123abc", BuildTimestamp: "2026-05-01T10:00:00Z"}},
 			counts: map[string]float64{
 				"dev_hot_fleet_refresh_total{namespace=team-a}":                 1,
 				"dev_hot_fleet_refresh_latency_seconds_count{namespace=team-a}": 1,
@@ -51,7 +51,7 @@ func TestParseLine(t *testing.T) {
 			name: "refresh ok without a timestamp",
 			line: "REFRESH_OK digest=" + okDigest + " latency_ms=312 bytes=20 files=2 downloaded=154",
 			ok:   true,
-			want: Record{Event: EventRefreshOK, Digest: okDigest, Latency: 312 * time.Millisecond, Bytes: 20, Files: 2, Downloaded: 154},
+			want: Record{Record: refresh.Record{Marker: refresh.MarkerOK, Digest: okDigest, Latency: 312 * time.Millisecond, Bytes: 20, Files: 2, Downloaded: 154}},
 			counts: map[string]float64{
 				"dev_hot_fleet_refresh_total{namespace=team-a}":                 1,
 				"dev_hot_fleet_refresh_latency_seconds_count{namespace=team-a}": 1,
@@ -62,62 +62,62 @@ func TestParseLine(t *testing.T) {
 			name: "refresh live is parsed and not counted",
 			line: prefix + "REFRESH_LIVE digest=" + okDigest + " live_ms=7",
 			ok:   true,
-			want: Record{Time: ts, Event: EventRefreshLive, Digest: okDigest, Live: 7 * time.Millisecond},
+			want: Record{Time: ts, Record: refresh.Record{Marker: refresh.MarkerLive, Digest: okDigest, Live: 7 * time.Millisecond}},
 		},
 		{
 			name:   "http status, will retry",
 			line:   prefix + `REFRESH_FAIL reason=http_status digest=` + retryDigest + ` error="GET http://127.0.0.1:34091/broken.tar.gz: 503 Service Unavailable" attempt=2 retry_in_ms=3`,
 			ok:     true,
-			want:   Record{Time: ts, Event: EventRefreshFail, Digest: retryDigest, Reason: release.ReasonHTTPStatus, Error: "GET http://127.0.0.1:34091/broken.tar.gz: 503 Service Unavailable", Attempt: 2, RetryIn: 3 * time.Millisecond},
+			want:   Record{Time: ts, Record: refresh.Record{Marker: refresh.MarkerFail, Digest: retryDigest, Reason: refresh.ReasonHTTPStatus, Error: "GET http://127.0.0.1:34091/broken.tar.gz: 503 Service Unavailable", Attempt: 2, RetryIn: 3 * time.Millisecond}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=http_status}": 1},
 		},
 		{
 			name:   "checksum, given up",
 			line:   `REFRESH_FAIL reason=checksum digest=sha256:273f8e6ee3d67bef44b8532622a2e638e28d437b06f116d7281787c92f4c04ed error="GET http://127.0.0.1:42671/v1.tar.gz: sha256 is 38e44e1f07f9200bf0b27827ce7348c3285d2e3cd194cb1d89606880e6e189cf, want 273f8e6ee3d67bef44b8532622a2e638e28d437b06f116d7281787c92f4c04ed" attempt=1`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: "sha256:273f8e6ee3d67bef44b8532622a2e638e28d437b06f116d7281787c92f4c04ed", Reason: release.ReasonChecksum, Error: "GET http://127.0.0.1:42671/v1.tar.gz: sha256 is 38e44e1f07f9200bf0b27827ce7348c3285d2e3cd194cb1d89606880e6e189cf, want 273f8e6ee3d67bef44b8532622a2e638e28d437b06f116d7281787c92f4c04ed", Attempt: 1, GaveUp: true},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: "sha256:273f8e6ee3d67bef44b8532622a2e638e28d437b06f116d7281787c92f4c04ed", Reason: refresh.ReasonChecksum, Error: "GET http://127.0.0.1:42671/v1.tar.gz: sha256 is 38e44e1f07f9200bf0b27827ce7348c3285d2e3cd194cb1d89606880e6e189cf, want 273f8e6ee3d67bef44b8532622a2e638e28d437b06f116d7281787c92f4c04ed", Attempt: 1, GaveUp: true}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=checksum}": 1},
 		},
 		{
 			name:   "unsafe path, escaped quotes in the error",
 			line:   `REFRESH_FAIL reason=unsafe_path digest=sha256:01d332298deac454a149b23823c92b2ba8cacd279d7f4d25e9ab36202650a118 error="entry \"../../../escaped\" climbs out with .." attempt=1`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: "sha256:01d332298deac454a149b23823c92b2ba8cacd279d7f4d25e9ab36202650a118", Reason: release.ReasonUnsafePath, Error: `entry "../../../escaped" climbs out with ..`, Attempt: 1, GaveUp: true},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: "sha256:01d332298deac454a149b23823c92b2ba8cacd279d7f4d25e9ab36202650a118", Reason: refresh.ReasonUnsafePath, Error: `entry "../../../escaped" climbs out with ..`, Attempt: 1, GaveUp: true}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=unsafe_path}": 1},
 		},
 		{
 			name:   "unsupported entry",
 			line:   `REFRESH_FAIL reason=unsupported_entry digest=sha256:1d20bf1c4fb8b48b0d101fbd22c27af60da6114d18e2039a031a51feeae49606 error="entry \"null\" has type '3'; only regular files and directories are allowed" attempt=1`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: "sha256:1d20bf1c4fb8b48b0d101fbd22c27af60da6114d18e2039a031a51feeae49606", Reason: release.ReasonUnsupportedEntry, Error: `entry "null" has type '3'; only regular files and directories are allowed`, Attempt: 1, GaveUp: true},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: "sha256:1d20bf1c4fb8b48b0d101fbd22c27af60da6114d18e2039a031a51feeae49606", Reason: refresh.ReasonUnsupportedEntry, Error: `entry "null" has type '3'; only regular files and directories are allowed`, Attempt: 1, GaveUp: true}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=unsupported_entry}": 1},
 		},
 		{
 			name:   "size limit",
 			line:   `REFRESH_FAIL reason=size_limit digest=sha256:f0612b36bedf2f52c5ee737695635b82ced01fc00a5193e04390ffa256cdfb68 error="archive has more than 5 entries" attempt=1`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: "sha256:f0612b36bedf2f52c5ee737695635b82ced01fc00a5193e04390ffa256cdfb68", Reason: release.ReasonSizeLimit, Error: "archive has more than 5 entries", Attempt: 1, GaveUp: true},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: "sha256:f0612b36bedf2f52c5ee737695635b82ced01fc00a5193e04390ffa256cdfb68", Reason: refresh.ReasonSizeLimit, Error: "archive has more than 5 entries", Attempt: 1, GaveUp: true}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=size_limit}": 1},
 		},
 		{
 			name:   "extract",
 			line:   `REFRESH_FAIL reason=extract digest=sha256:7368c6c9c05d811118a4413a94c3005d68f23702ff735c5faa825a6c4339ff3b error="unexpected EOF" attempt=1`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: "sha256:7368c6c9c05d811118a4413a94c3005d68f23702ff735c5faa825a6c4339ff3b", Reason: release.ReasonExtract, Error: "unexpected EOF", Attempt: 1, GaveUp: true},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: "sha256:7368c6c9c05d811118a4413a94c3005d68f23702ff735c5faa825a6c4339ff3b", Reason: refresh.ReasonExtract, Error: "unexpected EOF", Attempt: 1, GaveUp: true}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=extract}": 1},
 		},
 		{
 			name:   "download, a quoted URL inside the error",
 			line:   `REFRESH_FAIL reason=download digest=` + okDigest + ` error="GET http://127.0.0.1:37741/redirect.tar.gz: Get \"http://127.0.0.1:40467/v1.tar.gz\": redirect from host 127.0.0.1:37741 to another host 127.0.0.1:40467 refused" attempt=1`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: okDigest, Reason: release.ReasonDownload, Error: `GET http://127.0.0.1:37741/redirect.tar.gz: Get "http://127.0.0.1:40467/v1.tar.gz": redirect from host 127.0.0.1:37741 to another host 127.0.0.1:40467 refused`, Attempt: 1, GaveUp: true},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: okDigest, Reason: refresh.ReasonDownload, Error: `GET http://127.0.0.1:37741/redirect.tar.gz: Get "http://127.0.0.1:40467/v1.tar.gz": redirect from host 127.0.0.1:37741 to another host 127.0.0.1:40467 refused`, Attempt: 1, GaveUp: true}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=download}": 1},
 		},
 		{
 			name:   "bad annotation, a digest that is not one",
 			line:   `REFRESH_FAIL reason=bad_annotation digest=sha256:NOT-HEX error="annotation aether.dev/digest: \"sha256:NOT-HEX\" must be \"sha256:\" followed by 64 lowercase hex digits" attempt=1`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: "sha256:NOT-HEX", Reason: release.ReasonBadAnnotation, Error: `annotation aether.dev/digest: "sha256:NOT-HEX" must be "sha256:" followed by 64 lowercase hex digits`, Attempt: 1, GaveUp: true},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: "sha256:NOT-HEX", Reason: refresh.ReasonBadAnnotation, Error: `annotation aether.dev/digest: "sha256:NOT-HEX" must be "sha256:" followed by 64 lowercase hex digits`, Attempt: 1, GaveUp: true}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=bad_annotation}": 1},
 		},
 		{
@@ -126,7 +126,7 @@ func TestParseLine(t *testing.T) {
 			name:   "bad annotation, a digest the writer quotes",
 			line:   `REFRESH_FAIL reason=bad_annotation digest="sha256:a b" error="annotation aether.dev/digest: \"sha256:a b\" must be \"sha256:\" followed by 64 lowercase hex digits" attempt=1 commit=0123abc`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: "sha256:a b", Reason: release.ReasonBadAnnotation, Error: `annotation aether.dev/digest: "sha256:a b" must be "sha256:" followed by 64 lowercase hex digits`, Attempt: 1, GaveUp: true, Commit: "0123abc"},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: "sha256:a b", Reason: refresh.ReasonBadAnnotation, Error: `annotation aether.dev/digest: "sha256:a b" must be "sha256:" followed by 64 lowercase hex digits`, Attempt: 1, GaveUp: true, Commit: "0123abc"}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=bad_annotation}": 1},
 		},
 		{
@@ -153,7 +153,7 @@ func TestParseLine(t *testing.T) {
 			name: "bad latency is counted, not timed",
 			line: "REFRESH_OK digest=" + okDigest + " latency_ms=12x bytes=20 files=2 downloaded=154",
 			ok:   true,
-			want: Record{Event: EventRefreshOK, Digest: okDigest, Bytes: 20, Files: 2, Downloaded: 154, Malformed: []string{"latency_ms"}},
+			want: Record{Record: refresh.Record{Marker: refresh.MarkerOK, Digest: okDigest, Bytes: 20, Files: 2, Downloaded: 154, Malformed: []string{"latency_ms"}}},
 			counts: map[string]float64{
 				"dev_hot_fleet_refresh_total{namespace=team-a}":         1,
 				"dev_hot_fleet_malformed_lines_total{namespace=team-a}": 1,
@@ -163,7 +163,7 @@ func TestParseLine(t *testing.T) {
 			name: "negative and overflowing numbers",
 			line: "REFRESH_OK digest=" + okDigest + " latency_ms=-5 bytes=99999999999999999999 files=+1",
 			ok:   true,
-			want: Record{Event: EventRefreshOK, Digest: okDigest, Malformed: []string{"latency_ms", "bytes", "files"}},
+			want: Record{Record: refresh.Record{Marker: refresh.MarkerOK, Digest: okDigest, Malformed: []string{"latency_ms", "bytes", "files"}}},
 			counts: map[string]float64{
 				"dev_hot_fleet_refresh_total{namespace=team-a}":         1,
 				"dev_hot_fleet_malformed_lines_total{namespace=team-a}": 1,
@@ -173,7 +173,7 @@ func TestParseLine(t *testing.T) {
 			name: "latency beyond time.Duration",
 			line: "REFRESH_OK digest=" + okDigest + " latency_ms=9223372036854775807 bytes=1 files=1",
 			ok:   true,
-			want: Record{Event: EventRefreshOK, Digest: okDigest, Bytes: 1, Files: 1, Malformed: []string{"latency_ms"}},
+			want: Record{Record: refresh.Record{Marker: refresh.MarkerOK, Digest: okDigest, Bytes: 1, Files: 1, Malformed: []string{"latency_ms"}}},
 			counts: map[string]float64{
 				"dev_hot_fleet_refresh_total{namespace=team-a}":         1,
 				"dev_hot_fleet_malformed_lines_total{namespace=team-a}": 1,
@@ -183,7 +183,7 @@ func TestParseLine(t *testing.T) {
 			name: "bare marker",
 			line: prefix + "REFRESH_OK",
 			ok:   true,
-			want: Record{Time: ts, Event: EventRefreshOK, Malformed: []string{"digest", "latency_ms", "bytes", "files"}},
+			want: Record{Time: ts, Record: refresh.Record{Marker: refresh.MarkerOK, Malformed: []string{"digest", "latency_ms", "bytes", "files"}}},
 			counts: map[string]float64{
 				"dev_hot_fleet_refresh_total{namespace=team-a}":         1,
 				"dev_hot_fleet_malformed_lines_total{namespace=team-a}": 1,
@@ -193,42 +193,42 @@ func TestParseLine(t *testing.T) {
 			name:   "empty digest",
 			line:   `REFRESH_FAIL reason=extract digest="" error="unexpected EOF" attempt=1`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Reason: release.ReasonExtract, Error: "unexpected EOF", Attempt: 1, GaveUp: true, Malformed: []string{"digest"}},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Reason: refresh.ReasonExtract, Error: "unexpected EOF", Attempt: 1, GaveUp: true, Malformed: []string{"digest"}}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=extract}": 1, "dev_hot_fleet_malformed_lines_total{namespace=team-a}": 1},
 		},
 		{
 			name:   "reason from a newer fetcher",
 			line:   `REFRESH_FAIL reason=quota digest=` + retryDigest + ` error="over quota" attempt=1 retry_in_ms=10`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: retryDigest, Reason: ReasonUnknown, Error: "over quota", Attempt: 1, RetryIn: 10 * time.Millisecond, Malformed: []string{"reason"}},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: retryDigest, Reason: refresh.ReasonUnknown, Error: "over quota", Attempt: 1, RetryIn: 10 * time.Millisecond, Malformed: []string{"reason"}}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=unknown}": 1, "dev_hot_fleet_malformed_lines_total{namespace=team-a}": 1},
 		},
 		{
 			name:   "missing reason",
 			line:   `REFRESH_FAIL digest=` + retryDigest + ` error="unexpected EOF" attempt=1`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: retryDigest, Reason: ReasonUnknown, Error: "unexpected EOF", Attempt: 1, GaveUp: true, Malformed: []string{"reason"}},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: retryDigest, Reason: refresh.ReasonUnknown, Error: "unexpected EOF", Attempt: 1, GaveUp: true, Malformed: []string{"reason"}}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=unknown}": 1, "dev_hot_fleet_malformed_lines_total{namespace=team-a}": 1},
 		},
 		{
 			name:   "line cut inside the error",
 			line:   prefix + `REFRESH_FAIL reason=http_status digest=` + retryDigest + ` error="GET http://127.0.0.1:34091/broken.tar.gz: 503 Serv`,
 			ok:     true,
-			want:   Record{Time: ts, Event: EventRefreshFail, Digest: retryDigest, Reason: release.ReasonHTTPStatus, GaveUp: true, Malformed: []string{"error"}},
+			want:   Record{Time: ts, Record: refresh.Record{Marker: refresh.MarkerFail, Digest: retryDigest, Reason: refresh.ReasonHTTPStatus, GaveUp: true, Malformed: []string{"error"}}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=http_status}": 1, "dev_hot_fleet_malformed_lines_total{namespace=team-a}": 1},
 		},
 		{
 			name:   "bad escape",
 			line:   `REFRESH_FAIL reason=extract digest=` + retryDigest + ` error="bad \q escape" attempt=1`,
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: retryDigest, Reason: release.ReasonExtract, GaveUp: true, Malformed: []string{"error"}},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: retryDigest, Reason: refresh.ReasonExtract, GaveUp: true, Malformed: []string{"error"}}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=extract}": 1, "dev_hot_fleet_malformed_lines_total{namespace=team-a}": 1},
 		},
 		{
 			name:   "unknown keys, bare words, repeated keys, CRLF",
 			line:   "REFRESH_FAIL reason=download reason=publish digest=" + retryDigest + ` flag error="e" future=1 attempt=1 attempt=2` + "\r\n",
 			ok:     true,
-			want:   Record{Event: EventRefreshFail, Digest: retryDigest, Reason: release.ReasonPublish, Error: "e", Attempt: 2, GaveUp: true},
+			want:   Record{Record: refresh.Record{Marker: refresh.MarkerFail, Digest: retryDigest, Reason: refresh.ReasonPublish, Error: "e", Attempt: 2, GaveUp: true}},
 			counts: map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=publish}": 1},
 		},
 	}
@@ -284,7 +284,7 @@ func TestMetricsWarm(t *testing.T) {
 	}
 	want := map[string]int{
 		MetricRefreshTotal:          1,
-		MetricRefreshFailureTotal:   len(knownReasons),
+		MetricRefreshFailureTotal:   len(refresh.Reasons()),
 		MetricRefreshLatencySeconds: 1,
 		MetricMalformedLinesTotal:   1,
 	}
@@ -298,7 +298,7 @@ func TestMetricsWarm(t *testing.T) {
 	if err != nil {
 		t.Fatalf("registering the fleet metrics again: %v", err)
 	}
-	again.Observe("team-a", Record{Event: EventRefreshFail, Reason: release.ReasonDownload})
+	again.Observe("team-a", Record{Record: refresh.Record{Marker: refresh.MarkerFail, Reason: refresh.ReasonDownload}})
 	if got := samples(t, reg); !maps.Equal(got, map[string]float64{"dev_hot_fleet_refresh_failure_total{namespace=team-a,reason=download}": 1}) {
 		t.Errorf("a second NewMetrics does not share the series: %v", got)
 	}

@@ -60,7 +60,7 @@ func TestPushSameTreeTwiceDoesNothing(t *testing.T) {
 	want, _ := firstAnswer(t, s.pod)
 	puts := s.store.puts.Load()
 	rv := s.deployment().ResourceVersion
-	refreshes := len(markers(s.pod, "REFRESH_"))
+	refreshes := len(s.pod.Refreshes())
 
 	out, err := s.push()
 	t.Logf("second push:\n%s", out)
@@ -81,8 +81,8 @@ func TestPushSameTreeTwiceDoesNothing(t *testing.T) {
 	if got := s.deployment().ResourceVersion; got != rv {
 		t.Errorf("the Deployment changed: resourceVersion %s -> %s", rv, got)
 	}
-	if l := markers(s.pod, "REFRESH_"); len(l) != refreshes {
-		t.Errorf("fetcher logged %q", l[refreshes:])
+	if l := s.pod.Refreshes(); len(l) != refreshes {
+		t.Errorf("fetcher logged %v", l[refreshes:])
 	}
 }
 

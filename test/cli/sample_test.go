@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -205,17 +204,6 @@ func (w *tamperWriter) Write(b []byte) (int, error) {
 		b = append([]byte{b[0] ^ 0xff}, b[1:]...)
 	}
 	return w.ResponseWriter.Write(b)
-}
-
-// markers returns the fetcher's log lines that start with marker.
-func markers(pod *localpod.Pod, marker string) []string {
-	var out []string
-	for _, l := range strings.Split(pod.FetcherLog(), "\n") {
-		if strings.HasPrefix(l, marker+" ") {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 func clientFor(t *testing.T, kubeconfig string) kubernetes.Interface {

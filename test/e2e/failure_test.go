@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
-	"github.com/aether-dev/aether-devhot/pkg/sidecar/fetcher"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 )
 
@@ -28,30 +28,31 @@ func TestChecksumMismatchKeepsOldVersion(t *testing.T) {
 	s.annotate(annotations.Digest+"="+wrong, annotations.ArtifactURL+"="+url)
 
 	controlplane.Eventually(t, "REFRESH_FAIL reason=checksum", 10*time.Second, func() error {
-		for _, l := range markers(pod, "REFRESH_FAIL") {
-			if field(l, "reason") == "checksum" && field(l, "digest") == wrong {
-				t.Logf("fetcher: %s", l)
+		fails := pod.Refreshes(refresh.MarkerFail)
+		for _, r := range fails {
+			if r.Reason == refresh.ReasonChecksum && r.Digest == wrong {
+				t.Logf("fetcher: %s", r)
 				return nil
 			}
 		}
-		return fmt.Errorf("fetcher log has %q", markers(pod, "REFRESH_FAIL"))
+		return fmt.Errorf("fetcher log has %v", fails)
 	})
 	controlplane.Eventually(t, "a RefreshFailed Event on the Deployment", 10*time.Second, func() error {
-		evs, err := cp.Clientset.CoreV1().Events(s.ns).List(context.Background(), metav1.ListOptions{})
+		evs, err := cp.Clientset.EventsV1().Events(s.ns).List(context.Background(), metav1.ListOptions{FieldSelector: refresh.EventSelector(deployment)})
 		if err != nil {
 			return err
 		}
 		for _, e := range evs.Items {
-			if e.Reason == fetcher.EventRefreshFailed && e.Type == corev1.EventTypeWarning &&
-				e.InvolvedObject.Kind == "Deployment" && e.InvolvedObject.Name == deployment {
-				t.Logf("event: %s %s: %s", e.Type, e.Reason, e.Message)
+			if r, _, ok := refresh.FromEvent(&e); ok && r.Marker == refresh.MarkerFail && r.Reason == refresh.ReasonChecksum &&
+				r.Digest == wrong && e.Type == corev1.EventTypeWarning {
+				t.Logf("event: %s %s: %s", e.Type, e.Reason, e.Note)
 				return nil
 			}
 		}
 		return fmt.Errorf("%d events, none RefreshFailed", len(evs.Items))
 	})
 	steady(t, pod, before, time.Second)
-	if ok := markers(pod, "REFRESH_OK"); len(ok) != 1 {
-		t.Errorf("REFRESH_OK lines %q, want only version 1's", ok)
+	if ok := pod.Refreshes(refresh.MarkerOK); len(ok) != 1 {
+		t.Errorf("REFRESH_OK lines %v, want only version 1's", ok)
 	}
 }

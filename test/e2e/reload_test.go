@@ -1,11 +1,11 @@
 package e2e
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 // H1: annotating a new digest makes the app answer the new code, well
@@ -29,12 +29,12 @@ func TestH1AnnotateDigestReloads(t *testing.T) {
 		// The fetcher re-touches if the app is slow to load; not an error.
 		t.Logf("%d starts for one reload", after.Starts-before.Starts)
 	}
-	ok := markers(pod, "REFRESH_OK")
-	if len(ok) != 2 || field(ok[1], "digest") != digest {
-		t.Errorf("REFRESH_OK lines %q, want a second one for %s", ok, digest)
+	ok := pod.Refreshes(refresh.MarkerOK)
+	if len(ok) != 2 || ok[1].Digest != digest {
+		t.Errorf("REFRESH_OK lines %v, want a second one for %s", ok, digest)
 	}
-	for _, l := range markers(pod, "REFRESH_LIVE") {
-		t.Logf("fetcher: %s", l)
+	for _, r := range pod.Refreshes(refresh.MarkerLive) {
+		t.Logf("fetcher: %s", r)
 	}
 }
 
@@ -85,7 +85,7 @@ func noReload(t *testing.T, s *sample, change func()) {
 	want := answer(t, pod)
 	requests := s.arts.Requests()
 	template := s.template()
-	refreshes := len(markers(pod, "REFRESH_"))
+	refreshes := len(pod.Refreshes())
 
 	change()
 	steady(t, pod, want, 2*time.Second)
@@ -96,7 +96,7 @@ func noReload(t *testing.T, s *sample, change func()) {
 	if got := s.template(); got != template {
 		t.Errorf(".spec.template changed (a rollout):\n%s\n%s", template, got)
 	}
-	if l := markers(pod, "REFRESH_"); len(l) != refreshes {
-		t.Errorf("fetcher logged %s", strings.Join(l[refreshes:], "\n"))
+	if l := pod.Refreshes(); len(l) != refreshes {
+		t.Errorf("fetcher logged %v", l[refreshes:])
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -206,26 +205,6 @@ func steady(t *testing.T, pod *localpod.Pod, want localpod.Answer, d time.Durati
 			t.Fatalf("app answered %+v, want %+v (a restart or a reload)", got, want)
 		}
 	}
-}
-
-// markers returns the fetcher's log lines that start with marker.
-func markers(pod *localpod.Pod, marker string) []string {
-	var out []string
-	for _, l := range strings.Split(pod.FetcherLog(), "\n") {
-		if strings.HasPrefix(l, marker+" ") {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// field returns key's value in a logfmt line, "" if absent.
-func field(line, key string) string {
-	m := regexp.MustCompile(`(?:^| )` + regexp.QuoteMeta(key) + `=("(?:[^"\\]|\\.)*"|\S*)`).FindStringSubmatch(line)
-	if m == nil {
-		return ""
-	}
-	return m[1]
 }
 
 func clientFor(t *testing.T, kubeconfig string) kubernetes.Interface {

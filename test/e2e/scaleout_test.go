@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 // Three pods of one Deployment, each with its own fetcher and workspace,
@@ -32,7 +34,7 @@ func TestScaleOutConverges(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: version 2 answering after %d ms", pod.Name, took[i].Milliseconds())
-		if ok := markers(pod, "REFRESH_OK"); len(ok) == 0 || field(ok[len(ok)-1], "digest") != digest {
+		if ok := pod.Refreshes(refresh.MarkerOK); len(ok) == 0 || ok[len(ok)-1].Digest != digest {
 			t.Errorf("%s: last REFRESH_OK is not for %s: %q", pod.Name, digest, ok)
 		}
 	}

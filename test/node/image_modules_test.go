@@ -22,8 +22,8 @@ func imageApp(t *testing.T, entryCode string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "app")
 	files := map[string]string{
-		"package.json": `{"name":"shop","version":"1.0.0"}`,
-		"server.js":    entryCode,
+		"package.json":                       `{"name":"shop","version":"1.0.0"}`,
+		"server.js":                          entryCode,
 		"node_modules/greeting/package.json": `{"name":"greeting","version":"1.0.0","main":"lib/index.js"}`,
 		"node_modules/greeting/lib/index.js": `module.exports = (who) => 'hello ' + who + ' from the image';`,
 		"node_modules/esm-only/package.json": `{"name":"esm-only","version":"2.0.0","type":"module",` +

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
@@ -53,7 +54,7 @@ func TestReload(t *testing.T) {
 	// A bad artifact changes nothing: no restart, the old version answers.
 	bad := h.artifact(99)
 	bad.Digest, bad.Hex = "sha256:"+strings.Repeat("0", 64), strings.Repeat("0", 64)
-	if _, err := h.apply(bad); release.ReasonOf(err) != release.ReasonChecksum {
+	if _, err := h.apply(bad); release.ReasonOf(err) != refresh.ReasonChecksum {
 		t.Fatalf("bad artifact: error %v, want reason checksum", err)
 	}
 	time.Sleep(500 * time.Millisecond)

@@ -22,15 +22,15 @@ const DefaultFetcherImage = "aether-devhot:dev"
 
 // Options are the manager's settings; each is a flag of cmd/webhook.
 type Options struct {
-	WebhookHost          string
-	WebhookPort          int
-	CertDir              string
-	MetricsBindAddress   string
-	HealthProbeBindAddr  string
-	LeaderElect          bool
-	FetcherImage         string
-	SidecarMode          string
-	EnableHTTP2          bool
+	WebhookHost         string
+	WebhookPort         int
+	CertDir             string
+	MetricsBindAddress  string
+	HealthProbeBindAddr string
+	LeaderElect         bool
+	FetcherImage        string
+	SidecarMode         string
+	EnableHTTP2         bool
 	// ImageLookup lets admission read an image's config (and, for `npm
 	// start`, its package.json) from its registry when the app container
 	// leaves its command to the image. Off in Options' zero value, so that

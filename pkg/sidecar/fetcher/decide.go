@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
@@ -44,12 +45,12 @@ type attempts struct {
 
 // failed records one more failure of key and when to try it again.
 // A bad annotation is never retried: only a new annotation can fix it.
-func (a attempts) failed(key string, reason release.Reason, maxRetries int, delay func(failures int) time.Duration, now time.Time) attempts {
+func (a attempts) failed(key string, reason refresh.Reason, maxRetries int, delay func(failures int) time.Duration, now time.Time) attempts {
 	if a.key != key {
 		a = attempts{key: key}
 	}
 	a.failures++
-	a.gaveUp = reason == release.ReasonBadAnnotation || (maxRetries > 0 && a.failures >= maxRetries)
+	a.gaveUp = reason == refresh.ReasonBadAnnotation || (maxRetries > 0 && a.failures >= maxRetries)
 	a.retryAt = time.Time{}
 	if !a.gaveUp {
 		a.retryAt = now.Add(delay(a.failures))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
@@ -66,7 +67,7 @@ func TestDecide(t *testing.T) {
 					t.Errorf("wait %v, want 1s", d.wait)
 				}
 			case actFail:
-				if release.ReasonOf(d.err) != release.ReasonBadAnnotation {
+				if release.ReasonOf(d.err) != refresh.ReasonBadAnnotation {
 					t.Errorf("err %v has reason %q", d.err, release.ReasonOf(d.err))
 				}
 			}
@@ -79,7 +80,7 @@ func TestAttemptsFailed(t *testing.T) {
 	delay := func(n int) time.Duration { return time.Duration(n) * time.Second }
 	var a attempts
 	for n := 1; n <= 3; n++ {
-		a = a.failed("k", release.ReasonDownload, 3, delay, now)
+		a = a.failed("k", refresh.ReasonDownload, 3, delay, now)
 		if a.failures != n {
 			t.Fatalf("failures = %d, want %d", a.failures, n)
 		}
@@ -90,17 +91,17 @@ func TestAttemptsFailed(t *testing.T) {
 			t.Fatalf("retryAt = %v", a.retryAt)
 		}
 	}
-	if a = a.failed("other", release.ReasonDownload, 3, delay, now); a.failures != 1 || a.gaveUp {
+	if a = a.failed("other", refresh.ReasonDownload, 3, delay, now); a.failures != 1 || a.gaveUp {
 		t.Errorf("a new target must start afresh: %+v", a)
 	}
 	unlimited := attempts{}
 	for range 50 {
-		unlimited = unlimited.failed("k", release.ReasonChecksum, 0, delay, now)
+		unlimited = unlimited.failed("k", refresh.ReasonChecksum, 0, delay, now)
 	}
 	if unlimited.gaveUp {
 		t.Error("MaxRetries 0 must never give up")
 	}
-	if bad := (attempts{}).failed("k", release.ReasonBadAnnotation, 0, delay, now); !bad.gaveUp {
+	if bad := (attempts{}).failed("k", refresh.ReasonBadAnnotation, 0, delay, now); !bad.gaveUp {
 		t.Error("a bad annotation is never retried")
 	}
 }

@@ -13,15 +13,15 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
-	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
 // failureCase makes one broken or malicious artifact and says which reason
 // the whole loop must report for it.
 type failureCase struct {
 	name   string
-	reason release.Reason
+	reason refresh.Reason
 	// make returns the digest and artifact-url annotations; parent is the
 	// directory that holds the workspace and must stay empty but for it.
 	make func(t *testing.T, srv *artifactServer, parent string) (digest, url string)
@@ -40,35 +40,35 @@ func failureCases(t *testing.T) []failureCase {
 	good := app(t, "v1")
 	truncated := good[:len(good)/2]
 	return []failureCase{
-		{"traversal", release.ReasonUnsafePath, serveArtifact(tgz(t, file("ok.js", "1"), file("../../../escaped", "evil"))), nil},
-		{"absolute path", release.ReasonUnsafePath, func(t *testing.T, srv *artifactServer, parent string) (string, string) {
+		{"traversal", refresh.ReasonUnsafePath, serveArtifact(tgz(t, file("ok.js", "1"), file("../../../escaped", "evil"))), nil},
+		{"absolute path", refresh.ReasonUnsafePath, func(t *testing.T, srv *artifactServer, parent string) (string, string) {
 			b := tgz(t, file(filepath.Join(parent, "absolute"), "evil"))
 			return digestOf(b), srv.serve("/abs.tar.gz", b)
 		}, nil},
-		{"symlink escape", release.ReasonUnsafePath, serveArtifact(tgz(t,
+		{"symlink escape", refresh.ReasonUnsafePath, serveArtifact(tgz(t,
 			special("up", tar.TypeSymlink, "../../.."), file("up/escaped", "evil"))), nil},
-		{"hardlink", release.ReasonUnsafePath, serveArtifact(tgz(t,
+		{"hardlink", refresh.ReasonUnsafePath, serveArtifact(tgz(t,
 			special("passwd", tar.TypeLink, "/etc/passwd"))), nil},
-		{"device node", release.ReasonUnsupportedEntry, serveArtifact(tgz(t,
+		{"device node", refresh.ReasonUnsupportedEntry, serveArtifact(tgz(t,
 			entry{Header: tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}})), nil},
-		{"tar bomb over the byte cap", release.ReasonSizeLimit, serveArtifact(tgz(t,
+		{"tar bomb over the byte cap", refresh.ReasonSizeLimit, serveArtifact(tgz(t,
 			file("bomb", string(bytes.Repeat([]byte{0}, 256<<10))))), nil},
-		{"too many entries", release.ReasonSizeLimit, serveArtifact(tgz(t,
+		{"too many entries", refresh.ReasonSizeLimit, serveArtifact(tgz(t,
 			file("1", ""), file("2", ""), file("3", ""), file("4", ""), file("5", ""), file("6", ""))),
 			func(f *Fetcher) { f.limits.MaxEntries = 5 }},
-		{"wrong digest", release.ReasonChecksum, func(_ *testing.T, srv *artifactServer, _ string) (string, string) {
+		{"wrong digest", refresh.ReasonChecksum, func(_ *testing.T, srv *artifactServer, _ string) (string, string) {
 			return digestOf(app(t, "other")), srv.serve("/v1.tar.gz", good)
 		}, nil},
-		{"truncated gzip", release.ReasonExtract, serveArtifact(truncated), nil},
-		{"404", release.ReasonHTTPStatus, func(_ *testing.T, srv *artifactServer, _ string) (string, string) {
+		{"truncated gzip", refresh.ReasonExtract, serveArtifact(truncated), nil},
+		{"404", refresh.ReasonHTTPStatus, func(_ *testing.T, srv *artifactServer, _ string) (string, string) {
 			return digestOf(good), srv.URL + "/missing.tar.gz"
 		}, nil},
-		{"500", release.ReasonHTTPStatus, func(_ *testing.T, srv *artifactServer, _ string) (string, string) {
+		{"500", refresh.ReasonHTTPStatus, func(_ *testing.T, srv *artifactServer, _ string) (string, string) {
 			return digestOf(good), srv.handle("/500.tar.gz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				http.Error(w, "boom", http.StatusInternalServerError)
 			}))
 		}, nil},
-		{"server slower than the timeout", release.ReasonDownload, func(_ *testing.T, srv *artifactServer, _ string) (string, string) {
+		{"server slower than the timeout", refresh.ReasonDownload, func(_ *testing.T, srv *artifactServer, _ string) (string, string) {
 			return digestOf(good), srv.handle("/slow.tar.gz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(http.StatusOK)
 				_, _ = w.Write(good[:10])
@@ -79,14 +79,14 @@ func failureCases(t *testing.T) []failureCase {
 				}
 			}))
 		}, func(f *Fetcher) { f.limits.Timeout = 200 * time.Millisecond }},
-		{"malformed digest annotation", release.ReasonBadAnnotation, func(_ *testing.T, srv *artifactServer, _ string) (string, string) {
+		{"malformed digest annotation", refresh.ReasonBadAnnotation, func(_ *testing.T, srv *artifactServer, _ string) (string, string) {
 			return "sha256:NOT-HEX", srv.serve("/v1.tar.gz", good)
 		}, nil},
-		{"file URL", release.ReasonBadAnnotation, func(_ *testing.T, _ *artifactServer, parent string) (string, string) {
+		{"file URL", refresh.ReasonBadAnnotation, func(_ *testing.T, _ *artifactServer, parent string) (string, string) {
 			p := filepath.Join(parent, "..", "local.tar.gz")
 			return digestOf(good), "file://" + p
 		}, nil},
-		{"cross-host redirect", release.ReasonDownload, func(t *testing.T, srv *artifactServer, _ string) (string, string) {
+		{"cross-host redirect", refresh.ReasonDownload, func(t *testing.T, srv *artifactServer, _ string) (string, string) {
 			other := newArtifactServer(t)
 			elsewhere := other.serve("/v1.tar.gz", good)
 			return digestOf(good), srv.handle("/redirect.tar.gz", http.RedirectHandler(elsewhere, http.StatusFound))
@@ -117,11 +117,7 @@ func TestFailureReasons(t *testing.T) {
 			h.run()
 
 			line := h.waitLines("REFRESH_FAIL", 1)[0]
-			m := failLine.FindStringSubmatch(line)
-			if m == nil {
-				t.Fatalf("line %q does not match %s", line, failLine)
-			}
-			if release.Reason(m[1]) != tc.reason || strings.Trim(m[2], `"`) != digest || m[4] != "1" || m[5] != "" {
+			if r := mustParse(t, line); r.Reason != tc.reason || r.Digest != digest || r.Attempt != 1 || !r.GaveUp {
 				t.Errorf("line %q, want reason=%s digest=%s attempt=1 and no retry", line, tc.reason, digest)
 			}
 			t.Log(line)
@@ -139,9 +135,10 @@ func TestFailureReasons(t *testing.T) {
 				t.Errorf("consecutive failures = %v", got)
 			}
 
-			ev := h.waitEvent(EventRefreshFailed)
-			if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, string(tc.reason)) || !strings.Contains(ev.Message, testPod) {
-				t.Errorf("event %s %q", ev.Type, ev.Message)
+			ev := h.waitEvent(refresh.EventFailed)
+			rec, pod, ok := refresh.FromEvent(ev)
+			if ev.Type != corev1.EventTypeWarning || !ok || rec.Reason != tc.reason || pod != testPod || !strings.Contains(ev.Note, string(tc.reason)) {
+				t.Errorf("event %s %q: %+v from %s", ev.Type, ev.Note, rec, pod)
 			}
 
 			if got := f.ws.Current(); got != prev {

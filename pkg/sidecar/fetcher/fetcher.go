@@ -18,19 +18,10 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
-
-// eventRate lets each pod report about one refresh a second: client-go's
-// default (a burst of 25, then one per 5 minutes per object) silenced the
-// Events of a `kubectl devhot push --watch` session after a dozen saves,
-// and the CLI waits on those Events.
-var eventRate = record.CorrelatorOptions{BurstSize: 100, QPS: 2}
 
 // liveWait bounds how long the fetcher waits for the app to load a release
 // before it stops touching boot.cjs: an app that crashes on start would
@@ -62,9 +53,9 @@ type Fetcher struct {
 	metrics   *Metrics
 
 	// out carries the REFRESH_* lines; log the rest, on the same writer.
-	out      io.Writer
-	log      *slog.Logger
-	recorder record.EventRecorder
+	out    io.Writer
+	log    *slog.Logger
+	events *eventSink
 
 	inbox *inbox
 	// live is the digest /readyz reports; "" until a release is live.
@@ -146,9 +137,8 @@ func (f *Fetcher) Run(ctx context.Context) error {
 		}
 	}()
 
-	events := record.NewBroadcaster(record.WithCorrelatorOptions(eventRate))
-	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: f.client.CoreV1().Events("")})
-	f.recorder = events.NewRecorder(scheme.Scheme, eventSource(f.cfg.PodName))
+	f.events = newEventSink(f.client, f.cfg.PodNamespace, f.cfg.PodName, f.log)
+	go f.events.run()
 
 	source := f.watch
 	if f.cfg.Mode == ModePoll {
@@ -174,7 +164,9 @@ func (f *Fetcher) Run(ctx context.Context) error {
 	_ = srv.Shutdown(shutdown)
 	<-served
 	f.bg.Wait()
-	events.Shutdown()
+	if end, ok := shutdown.Deadline(); ok {
+		f.events.close(time.Until(end))
+	}
 	// The reflector sleeps through its backoff without watching ctx; an
 	// unreachable API server must not hold up a SIGTERM for long.
 	select {

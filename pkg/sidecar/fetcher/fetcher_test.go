@@ -6,8 +6,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,14 +15,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
-)
-
-var (
-	okLine   = regexp.MustCompile(`^REFRESH_OK digest=(sha256:[0-9a-f]{64}) latency_ms=(\d+) bytes=(\d+) files=(\d+) downloaded=(\d+)( commit=\S+)?( build_timestamp=\S+)?$`)
-	failLine = regexp.MustCompile(`^REFRESH_FAIL reason=([a-z_]+) digest=("(?:[^"\\]|\\.)*"|\S+) error="((?:[^"\\]|\\.)*)" attempt=(\d+)( retry_in_ms=\d+)?$`)
-	liveLine = regexp.MustCompile(`^REFRESH_LIVE digest=(sha256:[0-9a-f]{64}) live_ms=(\d+)$`)
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
@@ -80,12 +73,9 @@ func TestRefreshOK(t *testing.T) {
 	a[annotations.BuildTimestamp] = "2026-05-01T10:00:00Z"
 	h.annotate(a)
 	line := h.waitLines("REFRESH_OK", 1)[0]
-	m := okLine.FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("line %q does not match %s", line, okLine)
-	}
-	if m[1] != digestOf(art) || m[4] != "2" || m[5] != strconv.Itoa(len(art)) || m[6] != " commit=0123abc" || m[7] != " build_timestamp=2026-05-01T10:00:00Z" {
-		t.Errorf("line %q", line)
+	r := mustParse(t, line)
+	if r.Digest != digestOf(art) || r.Files != 2 || r.Downloaded != int64(len(art)) || r.Commit != "0123abc" || r.BuildTimestamp != "2026-05-01T10:00:00Z" {
+		t.Errorf("line %q: %+v", line, r)
 	}
 	if got := f.ws.Current(); got != digestOf(art) {
 		t.Errorf("current = %q", got)
@@ -116,18 +106,19 @@ func TestRefreshOK(t *testing.T) {
 		}
 	}
 
-	ev := h.waitEvent(EventRefreshSucceeded)
+	ev := h.waitEvent(refresh.EventSucceeded)
 	if ev.Type != corev1.EventTypeNormal || ev.Namespace != testNamespace ||
-		ev.InvolvedObject.Kind != "Deployment" || ev.InvolvedObject.Name != testDeployment || ev.InvolvedObject.UID != "uid-1" {
+		ev.Regarding.Kind != "Deployment" || ev.Regarding.Name != testDeployment || ev.Regarding.UID != "uid-1" ||
+		ev.Related == nil || ev.Related.Kind != "Pod" || ev.Related.Name != testPod || ev.ReportingInstance != testPod {
 		t.Errorf("event %+v", ev)
 	}
 	for _, want := range []string{digestOf(art), testPod, "ms", "0123abc"} {
-		if !strings.Contains(ev.Message, want) {
-			t.Errorf("event message %q lacks %q", ev.Message, want)
+		if !strings.Contains(ev.Note, want) {
+			t.Errorf("event note %q lacks %q", ev.Note, want)
 		}
 	}
-	if ev.Annotations[annotations.CommitSHA] != "0123abc" || ev.Source.Host != testPod {
-		t.Errorf("event annotations %v, source %+v", ev.Annotations, ev.Source)
+	if got, pod, ok := refresh.FromEvent(ev); !ok || pod != testPod || got.String() != r.String() {
+		t.Errorf("the event's record %+v from %s, want the log line's %+v", got, pod, r)
 	}
 }
 
@@ -146,12 +137,12 @@ func TestRefreshLive(t *testing.T) {
 	}
 	writeLoaded(t, h.cfg.Workspace, digestOf(art))
 	line := h.waitLines("REFRESH_LIVE", 1)[0]
-	if m := liveLine.FindStringSubmatch(line); m == nil || m[1] != digestOf(art) {
-		t.Errorf("line %q does not match %s", line, liveLine)
+	if r := mustParse(t, line); r.Marker != refresh.MarkerLive || r.Digest != digestOf(art) {
+		t.Errorf("line %q: %+v", line, r)
 	}
-	ev := h.waitEvent(EventRefreshLive)
-	if ev.Type != corev1.EventTypeNormal || !strings.Contains(ev.Message, digestOf(art)) || !strings.Contains(ev.Message, testPod) {
-		t.Errorf("RefreshLive event %s: %q", ev.Type, ev.Message)
+	ev := h.waitEvent(refresh.EventLive)
+	if rec, pod, ok := refresh.FromEvent(ev); ev.Type != corev1.EventTypeNormal || !ok || rec.Digest != digestOf(art) || pod != testPod {
+		t.Errorf("RefreshLive event %s %q: %+v from %s", ev.Type, ev.Note, rec, pod)
 	}
 }
 
@@ -266,7 +257,7 @@ func TestNewestWins(t *testing.T) {
 	}
 	h.annotate(target(digestOf(artB), urlB))
 	line := h.waitLines("REFRESH_OK", 1)[0]
-	if m := okLine.FindStringSubmatch(line); m == nil || m[1] != digestOf(artB) {
+	if r := mustParse(t, line); r.Digest != digestOf(artB) {
 		t.Fatalf("line %q, want B published", line)
 	}
 	select {
@@ -317,9 +308,9 @@ func TestMaxRetries(t *testing.T) {
 		t.Fatalf("lines %q", lines)
 	}
 	for i, line := range lines {
-		m := failLine.FindStringSubmatch(line)
-		if m == nil || m[1] != "http_status" || m[4] != strconv.Itoa(i+1) || (m[5] != "") != (i < 2) {
-			t.Errorf("line %d %q", i, line)
+		r := mustParse(t, line)
+		if r.Reason != refresh.ReasonHTTPStatus || r.Attempt != int64(i+1) || r.GaveUp != (i == 2) {
+			t.Errorf("line %d %q: %+v", i, line, r)
 		}
 	}
 	if got := value(t, f.metrics.ConsecutiveFailures); got != 3 {

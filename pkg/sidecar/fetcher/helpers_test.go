@@ -12,13 +12,14 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 	"github.com/aether-dev/aether-devhot/test/framework/artifact"
 )
@@ -138,6 +139,16 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// mustParse reads a REFRESH_* line with the readers' own parser.
+func mustParse(t *testing.T, line string) refresh.Record {
+	t.Helper()
+	r, ok := refresh.Parse(line)
+	if !ok || len(r.Malformed) > 0 {
+		t.Fatalf("line %q is not a well-formed refresh record: %+v", line, r)
+	}
+	return r
 }
 
 // eventually polls cond until it holds or the deadline passes.
@@ -262,20 +273,20 @@ func (h *harness) waitLines(prefix string, n int) []string {
 }
 
 // events returns the Events the fetcher created.
-func (h *harness) events() []*corev1.Event {
-	var out []*corev1.Event
+func (h *harness) events() []*eventsv1.Event {
+	var out []*eventsv1.Event
 	for _, a := range h.client.Actions() {
 		if c, ok := a.(k8stesting.CreateAction); ok && a.GetResource().Resource == "events" {
-			out = append(out, c.GetObject().(*corev1.Event))
+			out = append(out, c.GetObject().(*eventsv1.Event))
 		}
 	}
 	return out
 }
 
 // waitEvent waits for an Event with reason and returns it.
-func (h *harness) waitEvent(reason string) *corev1.Event {
+func (h *harness) waitEvent(reason string) *eventsv1.Event {
 	h.t.Helper()
-	var found *corev1.Event
+	var found *eventsv1.Event
 	eventually(h.t, "event "+reason, func() bool {
 		for _, e := range h.events() {
 			if e.Reason == reason {

@@ -4,12 +4,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 // reasons is the closed enum of failure reasons. Their series exist from the
 // start at 0, so that rate() and alerts see the first failure.
-var reasons = release.Reasons()
+var reasons = refresh.Reasons()
 
 // Metrics are the fetcher's Prometheus series (DESIGN.md "Fetcher"), on a
 // registry of their own so that nothing else in the binary leaks into them.
@@ -45,7 +45,7 @@ func NewMetrics() *Metrics {
 		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "dev_hot_refresh_latency_seconds",
 			Help:    "Time from a digest first seen to its release published.",
-			Buckets: []float64{0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1, 1.5, 2, 3, 5, 10, 20, 30},
+			Buckets: refresh.LatencyBuckets,
 		}),
 		ConsecutiveFailures: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dev_hot_refresh_consecutive_failures",

@@ -66,7 +66,7 @@ func TestWatchMode(t *testing.T) {
 	h.waitLines("REFRESH_OK", 1)
 	h.annotate(target(digestOf(artB), srv.serve("/b.tar.gz", artB)))
 	lines := h.waitLines("REFRESH_OK", 2)
-	if m := okLine.FindStringSubmatch(lines[1]); m == nil || m[1] != digestOf(artB) {
+	if r := mustParse(t, lines[1]); r.Digest != digestOf(artB) {
 		t.Fatalf("line %q, want B", lines[1])
 	}
 	if got := f.ws.Current(); got != digestOf(artB) {

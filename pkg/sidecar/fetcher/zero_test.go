@@ -43,7 +43,9 @@ func TestReleaseZeroReadiness(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, c.ann, func(cfg *Config) { cfg.AppDir = c.appDir })
 			if c.apiDown {
-				fail := func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, errors.New("connection refused") }
+				fail := func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, errors.New("connection refused")
+				}
 				h.client.PrependReactor("list", "deployments", fail)
 				h.client.PrependWatchReactor("deployments", func(k8stesting.Action) (bool, watch.Interface, error) {
 					return true, nil, errors.New("connection refused")

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/aether-dev/aether-devhot/pkg/digest"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 // userAgent names the fetcher in artifact servers' logs.
@@ -37,7 +38,7 @@ type Result struct {
 //
 // On any failure the staging directory is removed and the previous release
 // keeps serving; the error is an *Error. Cancelling ctx (a newer digest
-// arrived) aborts the download with ReasonDownload and an error that
+// arrived) aborts the download with refresh.ReasonDownload and an error that
 // errors.Is context.Canceled. A digest still kept under releases/ is
 // published again without a download, so rolling back is instant; applying
 // the live digest changes nothing and does not restart the app.
@@ -45,7 +46,7 @@ type Result struct {
 // client should come from NewHTTPClient; zero fields of lim take defaults.
 func (w *Workspace) Apply(ctx context.Context, client *http.Client, t Target, lim Limits) (Result, error) {
 	if !digest.IsHex(t.Hex) || t.Digest != digest.Prefix+t.Hex || t.URL == nil {
-		return Result{}, newError(ReasonBadAnnotation, fmt.Errorf("target %q was not made by ParseTarget", t.Digest))
+		return Result{}, newError(refresh.ReasonBadAnnotation, fmt.Errorf("target %q was not made by ParseTarget", t.Digest))
 	}
 	lim = lim.withDefaults()
 	if res, ok, err := w.republish(ctx, t); ok {
@@ -53,12 +54,12 @@ func (w *Workspace) Apply(ctx context.Context, client *http.Client, t Target, li
 	}
 	staging, err := os.MkdirTemp(w.releases, tempPrefix+"staging-")
 	if err != nil {
-		return Result{}, newError(ReasonExtract, err)
+		return Result{}, newError(refresh.ReasonExtract, err)
 	}
 	// After a publish the staging path no longer exists and this is a no-op.
 	defer os.RemoveAll(staging)
 	if err := os.Chmod(staging, dirMode); err != nil {
-		return Result{}, newError(ReasonExtract, err)
+		return Result{}, newError(refresh.ReasonExtract, err)
 	}
 	res, err := download(ctx, client, t, lim, staging)
 	if err != nil {
@@ -90,7 +91,7 @@ func (w *Workspace) republish(ctx context.Context, t Target) (res Result, ok boo
 		return nil
 	})
 	if err != nil {
-		return res, true, newError(ReasonPublish, err)
+		return res, true, newError(refresh.ReasonPublish, err)
 	}
 	if live {
 		return res, true, nil
@@ -106,7 +107,7 @@ func download(ctx context.Context, client *http.Client, t Target, lim Limits, st
 	where := t.URL.Redacted()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL.String(), nil)
 	if err != nil {
-		return Result{}, newError(ReasonDownload, err)
+		return Result{}, newError(refresh.ReasonDownload, err)
 	}
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := client.Do(req)
@@ -115,14 +116,14 @@ func download(ctx context.Context, client *http.Client, t Target, lim Limits, st
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return Result{}, newError(ReasonHTTPStatus, fmt.Errorf("GET %s: %s", where, resp.Status))
+		return Result{}, newError(refresh.ReasonHTTPStatus, fmt.Errorf("GET %s: %s", where, resp.Status))
 	}
 	if resp.ContentLength > lim.MaxBytes {
-		return Result{}, newError(ReasonSizeLimit, fmt.Errorf("GET %s: Content-Length %d is over the limit of %d bytes", where, resp.ContentLength, lim.MaxBytes))
+		return Result{}, newError(refresh.ReasonSizeLimit, fmt.Errorf("GET %s: Content-Length %d is over the limit of %d bytes", where, resp.ContentLength, lim.MaxBytes))
 	}
 	root, err := os.OpenRoot(staging)
 	if err != nil {
-		return Result{}, newError(ReasonExtract, err)
+		return Result{}, newError(refresh.ReasonExtract, err)
 	}
 	defer root.Close()
 
@@ -146,7 +147,7 @@ func download(ctx context.Context, client *http.Client, t Target, lim Limits, st
 		if xerr != nil {
 			err = fmt.Errorf("%w (and the content is broken: %v)", err, xerr)
 		}
-		return res, newError(ReasonChecksum, err)
+		return res, newError(refresh.ReasonChecksum, err)
 	}
 	return res, xerr
 }
@@ -157,7 +158,7 @@ func downloadError(ctx context.Context, where string, err error) *Error {
 	if ctx.Err() != nil {
 		err = context.Cause(ctx)
 	}
-	return newError(ReasonDownload, fmt.Errorf("GET %s: %w", where, err))
+	return newError(refresh.ReasonDownload, fmt.Errorf("GET %s: %w", where, err))
 }
 
 // meter counts and caps the compressed bytes read from the response body.
@@ -179,7 +180,7 @@ func (m *meter) Read(p []byte) (int, error) {
 	m.n += int64(n)
 	switch {
 	case m.n > m.limit:
-		m.err = newError(ReasonSizeLimit, fmt.Errorf("GET %s: download is over the limit of %d bytes", m.where, m.limit))
+		m.err = newError(refresh.ReasonSizeLimit, fmt.Errorf("GET %s: download is over the limit of %d bytes", m.where, m.limit))
 	case err == io.EOF:
 		return n, err
 	case err != nil:

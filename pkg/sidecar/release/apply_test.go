@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
@@ -28,7 +29,7 @@ func TestApplyFailures(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		want release.Reason
+		want refresh.Reason
 		// artifact builds what the server serves; the digest is its sha256
 		// unless digest overrides it.
 		artifact func(t *testing.T) []byte
@@ -38,49 +39,49 @@ func TestApplyFailures(t *testing.T) {
 		lim release.Limits
 	}{
 		{
-			name: "traversal", want: release.ReasonUnsafePath,
+			name: "traversal", want: refresh.ReasonUnsafePath,
 			artifact: func(t *testing.T) []byte { return tgz(t, file("ok.js", "1"), file("../x", "evil")) },
 		},
 		{
-			name: "deep traversal", want: release.ReasonUnsafePath,
+			name: "deep traversal", want: refresh.ReasonUnsafePath,
 			artifact: func(t *testing.T) []byte { return tgz(t, file("a/../../../../../evil", "evil")) },
 		},
 		{
-			name: "absolute path", want: release.ReasonUnsafePath,
+			name: "absolute path", want: refresh.ReasonUnsafePath,
 			artifact: func(t *testing.T) []byte { return tgz(t, file("/tmp/aether-evil", "evil")) },
 		},
 		{
-			name: "symlink escape", want: release.ReasonUnsafePath,
+			name: "symlink escape", want: refresh.ReasonUnsafePath,
 			artifact: func(t *testing.T) []byte {
 				link := entry{Header: tar.Header{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../../..", Mode: 0o777}}
 				return tgz(t, link, file("up/evil", "evil"))
 			},
 		},
 		{
-			name: "hardlink", want: release.ReasonUnsafePath,
+			name: "hardlink", want: refresh.ReasonUnsafePath,
 			artifact: func(t *testing.T) []byte {
 				return tgz(t, entry{Header: tar.Header{Name: "passwd", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"}})
 			},
 		},
 		{
-			name: "char device", want: release.ReasonUnsupportedEntry,
+			name: "char device", want: refresh.ReasonUnsupportedEntry,
 			artifact: func(t *testing.T) []byte {
 				return tgz(t, entry{Header: tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}})
 			},
 		},
 		{
-			name: "fifo", want: release.ReasonUnsupportedEntry,
+			name: "fifo", want: refresh.ReasonUnsupportedEntry,
 			artifact: func(t *testing.T) []byte {
 				return tgz(t, entry{Header: tar.Header{Name: "pipe", Typeflag: tar.TypeFifo, Mode: 0o644}})
 			},
 		},
 		{
-			name: "tar bomb over the byte cap", want: release.ReasonSizeLimit,
+			name: "tar bomb over the byte cap", want: refresh.ReasonSizeLimit,
 			artifact: func(t *testing.T) []byte { return tgz(t, file("big", zeros(2<<20))) },
 			lim:      release.Limits{MaxBytes: 1 << 20},
 		},
 		{
-			name: "many small files over the byte cap", want: release.ReasonSizeLimit,
+			name: "many small files over the byte cap", want: refresh.ReasonSizeLimit,
 			artifact: func(t *testing.T) []byte {
 				var es []entry
 				for i := range 40 {
@@ -91,16 +92,16 @@ func TestApplyFailures(t *testing.T) {
 			lim: release.Limits{MaxBytes: 1 << 20},
 		},
 		{
-			name: "gzip bomb over the ratio", want: release.ReasonSizeLimit,
+			name: "gzip bomb over the ratio", want: refresh.ReasonSizeLimit,
 			artifact: func(t *testing.T) []byte { return tgz(t, file("big", zeros(16<<20))) },
 		},
 		{
-			name: "download over the byte cap", want: release.ReasonSizeLimit,
+			name: "download over the byte cap", want: refresh.ReasonSizeLimit,
 			artifact: func(t *testing.T) []byte { return bytes.Repeat([]byte("x"), 64<<10) },
 			lim:      release.Limits{MaxBytes: 32 << 10},
 		},
 		{
-			name: "too many entries", want: release.ReasonSizeLimit,
+			name: "too many entries", want: refresh.ReasonSizeLimit,
 			artifact: func(t *testing.T) []byte {
 				var es []entry
 				for i := range 11 {
@@ -111,30 +112,30 @@ func TestApplyFailures(t *testing.T) {
 			lim: release.Limits{MaxEntries: 10},
 		},
 		{
-			name: "wrong digest", want: release.ReasonChecksum,
+			name: "wrong digest", want: refresh.ReasonChecksum,
 			artifact: func(t *testing.T) []byte { return app(t, "other") },
 			digest:   digestOf([]byte("something else")),
 		},
 		{
-			name: "malicious and wrong digest", want: release.ReasonChecksum,
+			name: "malicious and wrong digest", want: refresh.ReasonChecksum,
 			artifact: func(t *testing.T) []byte { return tgz(t, file("../x", "evil"), file("pad", zeros(1<<10))) },
 			digest:   digestOf([]byte("something else")),
 		},
 		{
-			name: "truncated gzip", want: release.ReasonExtract,
+			name: "truncated gzip", want: refresh.ReasonExtract,
 			artifact: func(t *testing.T) []byte { b := app(t, "x"); return b[:len(b)/2] },
 		},
 		{
-			name: "not gzip", want: release.ReasonExtract,
+			name: "not gzip", want: refresh.ReasonExtract,
 			artifact: func(t *testing.T) []byte { return []byte("<html>not found</html>") },
 		},
 		{
-			name: "404", want: release.ReasonHTTPStatus,
+			name: "404", want: refresh.ReasonHTTPStatus,
 			artifact: func(t *testing.T) []byte { return app(t, "x") },
 			url:      func(s setup, u string) string { return u + ".missing" },
 		},
 		{
-			name: "500", want: release.ReasonHTTPStatus,
+			name: "500", want: refresh.ReasonHTTPStatus,
 			artifact: func(t *testing.T) []byte { return app(t, "x") },
 			url: func(s setup, u string) string {
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -145,7 +146,7 @@ func TestApplyFailures(t *testing.T) {
 			},
 		},
 		{
-			name: "server slower than the timeout", want: release.ReasonDownload,
+			name: "server slower than the timeout", want: refresh.ReasonDownload,
 			artifact: func(t *testing.T) []byte { return app(t, "x") },
 			url: func(s setup, u string) string {
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -160,7 +161,7 @@ func TestApplyFailures(t *testing.T) {
 			lim: release.Limits{Timeout: 200 * time.Millisecond},
 		},
 		{
-			name: "connection refused", want: release.ReasonDownload,
+			name: "connection refused", want: refresh.ReasonDownload,
 			artifact: func(t *testing.T) []byte { return app(t, "x") },
 			url: func(s setup, u string) string {
 				srv := httptest.NewServer(http.NotFoundHandler())
@@ -169,7 +170,7 @@ func TestApplyFailures(t *testing.T) {
 			},
 		},
 		{
-			name: "cross-host redirect", want: release.ReasonDownload,
+			name: "cross-host redirect", want: refresh.ReasonDownload,
 			artifact: func(t *testing.T) []byte { return app(t, "x") },
 			url: func(s setup, u string) string {
 				// The artifact server is reachable as localhost too; only the
@@ -182,7 +183,7 @@ func TestApplyFailures(t *testing.T) {
 			},
 		},
 		{
-			name: "redirect to another port", want: release.ReasonDownload,
+			name: "redirect to another port", want: refresh.ReasonDownload,
 			artifact: func(t *testing.T) []byte { return app(t, "x") },
 			url: func(s setup, u string) string {
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -193,12 +194,12 @@ func TestApplyFailures(t *testing.T) {
 			},
 		},
 		{
-			name: "malformed digest annotation", want: release.ReasonBadAnnotation,
+			name: "malformed digest annotation", want: refresh.ReasonBadAnnotation,
 			artifact: func(t *testing.T) []byte { return app(t, "x") },
 			digest:   "sha256:XYZ",
 		},
 		{
-			name: "file URL", want: release.ReasonBadAnnotation,
+			name: "file URL", want: refresh.ReasonBadAnnotation,
 			artifact: func(t *testing.T) []byte { return app(t, "x") },
 			url:      func(s setup, u string) string { return "file:///etc/passwd" },
 		},
@@ -361,7 +362,7 @@ func TestApplyLiveDigest(t *testing.T) {
 func TestApplyZeroTarget(t *testing.T) {
 	f := newFixture(t)
 	prev := f.publish("/a.tgz", "a")
-	if _, err := f.apply(release.Target{}, release.Limits{}); release.ReasonOf(err) != release.ReasonBadAnnotation {
+	if _, err := f.apply(release.Target{}, release.Limits{}); release.ReasonOf(err) != refresh.ReasonBadAnnotation {
 		t.Errorf("zero Target: %v, want reason bad_annotation", err)
 	}
 	if got := f.ws.Current(); got != prev.Digest {
@@ -447,7 +448,7 @@ func TestCancel(t *testing.T) {
 		cancel()
 	}()
 	_, err := f.ws.Apply(ctx, f.client, tg, release.Limits{})
-	if release.ReasonOf(err) != release.ReasonDownload || !errors.Is(err, context.Canceled) {
+	if release.ReasonOf(err) != refresh.ReasonDownload || !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want a download error wrapping context.Canceled", err)
 	}
 	if got := f.ws.Current(); got != prev.Digest {
@@ -465,7 +466,7 @@ func TestPublishFailureRollsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := f.apply(f.target("/a.tgz", app(t, "next")), release.Limits{})
-	if release.ReasonOf(err) != release.ReasonPublish {
+	if release.ReasonOf(err) != refresh.ReasonPublish {
 		t.Fatalf("error %v, want reason publish", err)
 	}
 	if got := f.ws.Current(); got != prev.Digest {

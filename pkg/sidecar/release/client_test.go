@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
@@ -25,7 +26,7 @@ func TestHTTPClientTLS(t *testing.T) {
 	defer srv.Close()
 	tg := mustTarget(t, digestOf(b), srv.URL+"/a.tgz")
 
-	if _, err := f.apply(tg, release.Limits{}); release.ReasonOf(err) != release.ReasonDownload {
+	if _, err := f.apply(tg, release.Limits{}); release.ReasonOf(err) != refresh.ReasonDownload {
 		t.Fatalf("untrusted certificate: error %v, want reason download", err)
 	}
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 // extractor writes a tar.gz stream into an os.Root, which refuses any path
@@ -71,20 +73,20 @@ func extractError(err error) error {
 	if _, ok := errors.AsType[*Error](err); ok {
 		return err
 	}
-	return newError(ReasonExtract, err)
+	return newError(refresh.ReasonExtract, err)
 }
 
 func (x *extractor) entry(r io.Reader, hdr *tar.Header) error {
 	x.entries++
 	if x.entries > x.lim.MaxEntries {
-		return newError(ReasonSizeLimit, fmt.Errorf("archive has more than %d entries", x.lim.MaxEntries))
+		return newError(refresh.ReasonSizeLimit, fmt.Errorf("archive has more than %d entries", x.lim.MaxEntries))
 	}
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil // metadata for the entries that follow; nothing to write
 	}
 	name, err := entryName(hdr.Name)
 	if err != nil {
-		return newError(ReasonUnsafePath, err)
+		return newError(refresh.ReasonUnsafePath, err)
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
@@ -93,17 +95,17 @@ func (x *extractor) entry(r io.Reader, hdr *tar.Header) error {
 		for k := range hdr.PAXRecords {
 			// Sparse files expand beyond what the stream carries.
 			if strings.HasPrefix(k, "GNU.sparse.") {
-				return newError(ReasonUnsupportedEntry, fmt.Errorf("entry %q is a sparse file", hdr.Name))
+				return newError(refresh.ReasonUnsupportedEntry, fmt.Errorf("entry %q is a sparse file", hdr.Name))
 			}
 		}
 		if name == "." {
-			return newError(ReasonUnsafePath, fmt.Errorf("entry %q names the release root as a file", hdr.Name))
+			return newError(refresh.ReasonUnsafePath, fmt.Errorf("entry %q names the release root as a file", hdr.Name))
 		}
 		return x.writeFile(name, r, hdr)
 	case tar.TypeSymlink, tar.TypeLink:
-		return newError(ReasonUnsafePath, fmt.Errorf("entry %q links to %q; only regular files and directories are allowed", hdr.Name, hdr.Linkname))
+		return newError(refresh.ReasonUnsafePath, fmt.Errorf("entry %q links to %q; only regular files and directories are allowed", hdr.Name, hdr.Linkname))
 	default:
-		return newError(ReasonUnsupportedEntry, fmt.Errorf("entry %q has type %q; only regular files and directories are allowed", hdr.Name, hdr.Typeflag))
+		return newError(refresh.ReasonUnsupportedEntry, fmt.Errorf("entry %q has type %q; only regular files and directories are allowed", hdr.Name, hdr.Typeflag))
 	}
 }
 
@@ -135,14 +137,14 @@ func (x *extractor) mkdirAll(dir string) error {
 	}
 	if err := x.root.Mkdir(dir, dirMode); err != nil {
 		if !errors.Is(err, fs.ErrExist) {
-			return newError(ReasonExtract, err)
+			return newError(refresh.ReasonExtract, err)
 		}
 		if fi, err := x.root.Lstat(dir); err != nil || !fi.IsDir() {
-			return newError(ReasonExtract, fmt.Errorf("entry %q is both a file and a directory", dir))
+			return newError(refresh.ReasonExtract, fmt.Errorf("entry %q is both a file and a directory", dir))
 		}
 	}
 	if err := x.root.Chmod(dir, dirMode); err != nil {
-		return newError(ReasonExtract, err)
+		return newError(refresh.ReasonExtract, err)
 	}
 	x.dirs[dir] = true
 	return nil
@@ -150,7 +152,7 @@ func (x *extractor) mkdirAll(dir string) error {
 
 func (x *extractor) writeFile(name string, r io.Reader, hdr *tar.Header) error {
 	if hdr.Size > x.lim.MaxBytes-x.bytes {
-		return newError(ReasonSizeLimit, fmt.Errorf("extracted files are over the limit of %d bytes at %q", x.lim.MaxBytes, hdr.Name))
+		return newError(refresh.ReasonSizeLimit, fmt.Errorf("extracted files are over the limit of %d bytes at %q", x.lim.MaxBytes, hdr.Name))
 	}
 	if err := x.mkdirAll(path.Dir(name)); err != nil {
 		return err
@@ -161,7 +163,7 @@ func (x *extractor) writeFile(name string, r io.Reader, hdr *tar.Header) error {
 	}
 	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
-		return newError(ReasonExtract, err)
+		return newError(refresh.ReasonExtract, err)
 	}
 	// Hide f's ReadFrom, which would allocate its own buffer per file.
 	n, err := io.CopyBuffer(struct{ io.Writer }{f}, r, x.buf)
@@ -192,10 +194,10 @@ func (u *inflater) Read(p []byte) (int, error) {
 	x := u.x
 	x.inflated += int64(n)
 	if x.inflated > x.lim.MaxBytes {
-		return n, newError(ReasonSizeLimit, fmt.Errorf("uncompressed artifact is over the limit of %d bytes", x.lim.MaxBytes))
+		return n, newError(refresh.ReasonSizeLimit, fmt.Errorf("uncompressed artifact is over the limit of %d bytes", x.lim.MaxBytes))
 	}
 	if x.inflated > ratioFloor && x.inflated/x.lim.MaxRatio > x.compressed.n {
-		return n, newError(ReasonSizeLimit, fmt.Errorf("artifact expands more than %d times", x.lim.MaxRatio))
+		return n, newError(refresh.ReasonSizeLimit, fmt.Errorf("artifact expands more than %d times", x.lim.MaxRatio))
 	}
 	return n, err
 }

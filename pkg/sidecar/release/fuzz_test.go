@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
@@ -25,8 +26,8 @@ func FuzzExtract(f *testing.F) {
 	f.Add(tgz(f, file(".", "root as a file")))
 	f.Add([]byte("\x1f\x8b\x08\x00\x00\x00\x00\x00"))
 	f.Add([]byte{})
-	valid := []release.Reason{
-		release.ReasonSizeLimit, release.ReasonUnsafePath, release.ReasonUnsupportedEntry, release.ReasonExtract,
+	valid := []refresh.Reason{
+		refresh.ReasonSizeLimit, refresh.ReasonUnsafePath, refresh.ReasonUnsupportedEntry, refresh.ReasonExtract,
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		parent := t.TempDir()

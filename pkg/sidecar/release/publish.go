@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/digest"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -21,29 +22,29 @@ func (w *Workspace) publish(ctx context.Context, staging, hex string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if ctx.Err() != nil {
-		return newError(ReasonDownload, fmt.Errorf("not published: %w", context.Cause(ctx)))
+		return newError(refresh.ReasonDownload, fmt.Errorf("not published: %w", context.Cause(ctx)))
 	}
 	dst := filepath.Join(w.releases, hex)
 	if staging != "" {
 		// The rename fails if a concurrent Apply of the same digest won;
 		// its release is as good as ours.
 		if err := os.Rename(staging, dst); err != nil && !isDir(dst) {
-			return newError(ReasonPublish, err)
+			return newError(refresh.ReasonPublish, err)
 		}
 	} else if !isDir(dst) {
-		return newError(ReasonPublish, fmt.Errorf("release %s was pruned while it was being published", hex))
+		return newError(refresh.ReasonPublish, fmt.Errorf("release %s was pruned while it was being published", hex))
 	}
 	// The mtime orders releases for the prune.
 	now := time.Now()
 	if err := os.Chtimes(dst, now, now); err != nil {
-		return newError(ReasonPublish, err)
+		return newError(refresh.ReasonPublish, err)
 	}
 	if err := w.linkImageModules(); err != nil {
-		return newError(ReasonPublish, fmt.Errorf("link %s: %w", sidecar.ImageModules, err))
+		return newError(refresh.ReasonPublish, fmt.Errorf("link %s: %w", sidecar.ImageModules, err))
 	}
 	prev := w.currentHex()
 	if err := w.flip(hex); err != nil {
-		return newError(ReasonPublish, fmt.Errorf("flip %s: %w", sidecar.CurrentLink, err))
+		return newError(refresh.ReasonPublish, fmt.Errorf("flip %s: %w", sidecar.CurrentLink, err))
 	}
 	if err := w.Touch(); err != nil {
 		// Without the restart the app keeps running prev, so current must
@@ -51,7 +52,7 @@ func (w *Workspace) publish(ctx context.Context, staging, hex string) error {
 		if prev != "" {
 			err = errors.Join(err, w.flip(prev))
 		}
-		return newError(ReasonPublish, fmt.Errorf("touch %s: %w", sidecar.BootFile, err))
+		return newError(refresh.ReasonPublish, fmt.Errorf("touch %s: %w", sidecar.BootFile, err))
 	}
 	// A failed prune is retried by the next publish, which looks at every
 	// old release again.

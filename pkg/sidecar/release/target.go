@@ -8,6 +8,7 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 // Target is the release that a Deployment's annotations ask for.
@@ -21,7 +22,7 @@ type Target struct {
 }
 
 // ParseTarget validates the values of aether.dev/digest and
-// aether.dev/artifact-url. Errors have ReasonBadAnnotation and name the
+// aether.dev/artifact-url. Errors have refresh.ReasonBadAnnotation and name the
 // annotation to fix, because only the user can fix them.
 //
 // The hex must be lowercase: it names a directory and is compared with
@@ -31,11 +32,11 @@ type Target struct {
 func ParseTarget(digestValue, artifactURL string) (Target, error) {
 	hex, err := parseDigest(digestValue)
 	if err != nil {
-		return Target{}, newError(ReasonBadAnnotation, fmt.Errorf("annotation %s: %w", annotations.Digest, err))
+		return Target{}, newError(refresh.ReasonBadAnnotation, fmt.Errorf("annotation %s: %w", annotations.Digest, err))
 	}
 	u, err := parseArtifactURL(artifactURL)
 	if err != nil {
-		return Target{}, newError(ReasonBadAnnotation, fmt.Errorf("annotation %s: %w", annotations.ArtifactURL, err))
+		return Target{}, newError(refresh.ReasonBadAnnotation, fmt.Errorf("annotation %s: %w", annotations.ArtifactURL, err))
 	}
 	return Target{Digest: digestValue, Hex: hex, URL: u}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
@@ -44,7 +45,7 @@ func TestParseTarget(t *testing.T) {
 				}
 				return
 			}
-			if release.ReasonOf(err) != release.ReasonBadAnnotation {
+			if release.ReasonOf(err) != refresh.ReasonBadAnnotation {
 				t.Fatalf("error %v, want reason bad_annotation", err)
 			}
 			if !strings.Contains(err.Error(), tc.wantIn) {
@@ -61,11 +62,11 @@ func TestReasonOf(t *testing.T) {
 	if got := release.ReasonOf(nil); got != "" {
 		t.Errorf("ReasonOf(nil) = %q", got)
 	}
-	wrapped := &release.Error{Reason: release.ReasonChecksum, Err: errString("x")}
-	if got := release.ReasonOf(wrapErr{wrapped}); got != release.ReasonChecksum {
+	wrapped := &release.Error{Reason: refresh.ReasonChecksum, Err: errString("x")}
+	if got := release.ReasonOf(wrapErr{wrapped}); got != refresh.ReasonChecksum {
 		t.Errorf("ReasonOf(wrapped) = %q", got)
 	}
-	if got := release.ReasonOf(errString("foreign")); got != release.ReasonExtract {
+	if got := release.ReasonOf(errString("foreign")); got != refresh.ReasonExtract {
 		t.Errorf("ReasonOf(foreign) = %q", got)
 	}
 	if got := wrapped.Error(); got != "checksum: x" {

@@ -25,6 +25,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -189,6 +190,18 @@ func (p *Pod) WaitVersion(ctx context.Context, v int) (Answer, error) {
 func (p *Pod) FetcherLog() string {
 	b, _ := os.ReadFile(p.fetcherLog)
 	return string(b)
+}
+
+// Refreshes returns the fetcher's refresh records so far, in order, read
+// with the readers' own parser; only those of markers when any are given.
+func (p *Pod) Refreshes(markers ...refresh.Marker) []refresh.Record {
+	var out []refresh.Record
+	for _, l := range strings.Split(p.FetcherLog(), "\n") {
+		if r, ok := refresh.Parse(l); ok && (len(markers) == 0 || slices.Contains(markers, r.Marker)) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Logs names the log files.

@@ -1,4 +1,4 @@
-package fleet
+package refresh
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 var errQuote = errors.New("malformed quoted value")
 
 // pairs scans the key=value pairs of a logfmt tail as the fetcher writes it
-// (pkg/sidecar/fetcher/logfmt.go): values are bare, or Go-quoted by
+// (Record.String): values are bare, or Go-quoted by
 // strconv.Quote. A bare key without "=" has the value "".
 type pairs struct {
 	rest       string

@@ -1,0 +1,54 @@
+package refresh
+
+// Reason is the closed enum of REFRESH_FAIL reasons (DESIGN.md "Fetcher").
+// It is a metric label, so it never carries free text.
+type Reason string
+
+// The failure reasons. Every failure the fetcher reports has exactly one.
+const (
+	// ReasonBadAnnotation: aether.dev/digest or aether.dev/artifact-url is
+	// missing or malformed; retrying cannot help until the user fixes it.
+	ReasonBadAnnotation Reason = "bad_annotation"
+	// ReasonDownload: the request failed, timed out, was redirected to another
+	// host, or was cancelled because a newer digest arrived.
+	ReasonDownload Reason = "download"
+	// ReasonHTTPStatus: the server answered with a status other than 200.
+	ReasonHTTPStatus Reason = "http_status"
+	// ReasonSizeLimit: the download, the extracted total, the entry count or
+	// the compression ratio went over the limits.
+	ReasonSizeLimit Reason = "size_limit"
+	// ReasonChecksum: the sha256 of the downloaded bytes is not the digest.
+	ReasonChecksum Reason = "checksum"
+	// ReasonUnsafePath: an entry is absolute, climbs out with "..", or is a
+	// symlink or hardlink, any of which could write outside the release.
+	ReasonUnsafePath Reason = "unsafe_path"
+	// ReasonUnsupportedEntry: a device, fifo, sparse file or other entry that
+	// is neither a regular file nor a directory.
+	ReasonUnsupportedEntry Reason = "unsupported_entry"
+	// ReasonExtract: the bytes are not a valid tar.gz, or writing them failed.
+	ReasonExtract Reason = "extract"
+	// ReasonPublish: renaming the release, flipping current or touching
+	// boot.cjs failed.
+	ReasonPublish Reason = "publish"
+)
+
+// ReasonUnknown stands for a REFRESH_FAIL reason that is missing or outside
+// the enum (a newer fetcher, a damaged line), so that the failure is still
+// counted while the label stays low-cardinality. The fetcher never writes it.
+const ReasonUnknown Reason = "unknown"
+
+// Reasons returns every Reason the fetcher writes, in the order above: the
+// series the fetcher's and the fleet's metrics start at 0.
+func Reasons() []Reason {
+	return []Reason{
+		ReasonBadAnnotation,
+		ReasonDownload,
+		ReasonHTTPStatus,
+		ReasonSizeLimit,
+		ReasonChecksum,
+		ReasonUnsafePath,
+		ReasonUnsupportedEntry,
+		ReasonExtract,
+		ReasonPublish,
+	}
+}
