@@ -51,11 +51,18 @@ func main() {
 func parse(args []string) (options, error) {
 	fs := flag.NewFlagSet("store", flag.ContinueOnError)
 	o := options{}
+	var envErr error
 	envInt := func(name string, def int64) int64 {
-		if v, err := strconv.ParseInt(os.Getenv(name), 10, 64); err == nil {
-			return v
+		raw := os.Getenv(name)
+		if raw == "" {
+			return def
 		}
-		return def
+		v, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || v < 1 {
+			envErr = errors.Join(envErr, fmt.Errorf("%s=%q: want a whole number of bytes, 1 or more", name, raw))
+			return def
+		}
+		return v
 	}
 	envStr := func(name, def string) string {
 		if v := os.Getenv(name); v != "" {
@@ -71,6 +78,9 @@ func parse(args []string) (options, error) {
 		"total size kept; the least recently used blobs are evicted beyond it (env AETHER_STORE_MAX_TOTAL_BYTES)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if envErr != nil {
+		return o, envErr
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("store takes no arguments, got %q", fs.Args())

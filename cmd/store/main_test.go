@@ -28,6 +28,8 @@ func TestParse(t *testing.T) {
 			options{":8080", "/f", store.Limits{MaxBlobBytes: 7, MaxTotalBytes: store.DefaultLimits.MaxTotalBytes}}, ""},
 		{"argument", nil, []string{"serve"}, options{}, "takes no arguments"},
 		{"bad number", nil, []string{"--max-blob-bytes", "lots"}, options{}, "invalid value"},
+		{"bad env number", map[string]string{"AETHER_STORE_MAX_BLOB_BYTES": "512Mi"}, nil, options{}, `AETHER_STORE_MAX_BLOB_BYTES="512Mi": want a whole number of bytes`},
+		{"zero env number", map[string]string{"AETHER_STORE_MAX_TOTAL_BYTES": "0"}, nil, options{}, `AETHER_STORE_MAX_TOTAL_BYTES="0"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,13 +1,13 @@
 package fleet
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aether-dev/aether-devhot/pkg/prom"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
@@ -82,15 +82,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// register registers c on reg, or returns the same collector registered
-// there before.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, same := are.ExistingCollector.(C); same {
-			return existing, nil
-		}
-	}
+	c, err := prom.Register(reg, c)
 	if err != nil {
 		return c, fmt.Errorf("fleet metrics: %w", err)
 	}

@@ -28,7 +28,7 @@ func appContainer(d *appsv1.Deployment, images imageconfig.Source) (int, *appSta
 		if chosen = indexOf(cs, name); chosen < 0 {
 			return 0, nil, nil, deny(ReasonUnknownContainer, annotationField(annotations.Container),
 				fmt.Sprintf("names %q, which is not in spec.template.spec.containers", name),
-				"set it to one of: %s", names(cs))
+				"set it to one of: %s", containerNames(cs))
 		}
 	} else if name, ok := d.Spec.Template.Annotations[annotations.DefaultContainer]; ok && indexOf(cs, name) >= 0 {
 		chosen = indexOf(cs, name)
@@ -69,14 +69,14 @@ func appContainer(d *appsv1.Deployment, images imageconfig.Source) (int, *appSta
 		problem = "has no container that runs Node.js: " + strings.Join(what, "; ")
 	}
 	return 0, nil, nil, deny(ReasonAmbiguousContainer, "spec.template.spec.containers", problem,
-		"add the annotation %s=<the app container>, one of: %s", annotations.Container, names(cs))
+		"add the annotation %s=<the app container>, one of: %s", annotations.Container, containerNames(cs))
 }
 
 func indexOf(cs []corev1.Container, name string) int {
 	return slices.IndexFunc(cs, func(c corev1.Container) bool { return c.Name == name })
 }
 
-func names(cs []corev1.Container) string {
+func containerNames(cs []corev1.Container) string {
 	if len(cs) == 0 {
 		return "(none: remove the annotation)"
 	}

@@ -33,6 +33,8 @@ type Handler struct {
 	Images func(ctx context.Context) imageconfig.Source
 	// LookupTimeout, when set, bounds one request's lookups.
 	LookupTimeout time.Duration
+	// Metrics, when set, counts the reviews.
+	Metrics *Metrics
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -67,7 +69,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	out, outcome, warnings, err := Deployment(&in, o)
 	if den := (*Denial)(nil); errors.As(err, &den) {
-		mutations.WithLabelValues(resultDenied).Inc()
+		h.Metrics.count(resultDenied, den)
 		return admission.Denied(den.Error())
 	} else if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
@@ -79,11 +81,11 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	resp := admission.Patched("", patches...)
 	switch {
 	case len(resp.Patches) == 0:
-		mutations.WithLabelValues(resultNoop).Inc()
+		h.Metrics.count(resultNoop, nil)
 	case outcome == Reverted:
-		mutations.WithLabelValues(resultReverted).Inc()
+		h.Metrics.count(resultReverted, nil)
 	default:
-		mutations.WithLabelValues(resultInjected).Inc()
+		h.Metrics.count(resultInjected, nil)
 	}
 	return resp.WithWarnings(warnings...)
 }

@@ -2,14 +2,17 @@ package mutate
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	jsonpatch "gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -226,4 +229,49 @@ func mustJSON(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestHandlerMetrics: each review is counted by its result, and a denial
+// also by its Reason.
+func TestHandlerMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := NewMetrics(reg); err != nil || again.Mutations != m.Mutations {
+		t.Fatalf("a second NewMetrics does not share the series: %v", err)
+	}
+	h := &Handler{Options: testOptions, Metrics: m}
+	d := labelled(t)
+	good, _ := json.Marshal(d)
+	d.Annotations["aether.dev/digest"] = "nope"
+	bad, _ := json.Marshal(d)
+	for _, obj := range [][]byte{good, bad, bad} {
+		var ar admissionv1.AdmissionReview
+		if err := json.Unmarshal(review(t, admissionv1.Update, deploymentGVK, obj, false), &ar); err != nil {
+			t.Fatal(err)
+		}
+		h.Handle(context.Background(), admission.Request{AdmissionRequest: *ar.Request})
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, s := range mf.GetMetric() {
+			if v := s.GetCounter().GetValue(); v > 0 {
+				got[mf.GetName()+"{"+s.GetLabel()[0].GetValue()+"}"] = v
+			}
+		}
+	}
+	want := map[string]float64{
+		"aether_devhot_mutations_total{injected}":    1,
+		"aether_devhot_mutations_total{denied}":      2,
+		"aether_devhot_denials_total{BadAnnotation}": 2,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("counters %v, want %v", got, want)
+	}
 }

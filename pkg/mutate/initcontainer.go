@@ -28,7 +28,7 @@ func fetchInitContainer(d *appsv1.Deployment, app int, scriptAbs string) (int, [
 		}
 		return -1, nil, deny(ReasonUnknownContainer, annotationField(annotations.FetchInitContainer),
 			fmt.Sprintf("names %q, which is not in spec.template.spec.initContainers", name),
-			"set it to one of: %s, or to \"\" to replace none", names(ics))
+			"set it to one of: %s, or to \"\" to replace none", containerNames(ics))
 	}
 	var warnings []string
 	for i, ic := range ics {

@@ -5,12 +5,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/utils/ptr"
-)
 
-// ServiceAccountName is the service account the webhook gives a Deployment
-// that ran under the namespace's default one (rule 6); the reconciler
-// creates it.
-func ServiceAccountName(deployment string) string { return deployment + "-devhot" }
+	"github.com/aether-dev/aether-devhot/pkg/names"
+)
 
 // serviceAccount applies rule 6b: the default service account is replaced,
 // and the pod's automatic token turned off; the pod's own account is kept
@@ -18,15 +15,15 @@ func ServiceAccountName(deployment string) string { return deployment + "-devhot
 func serviceAccount(d *appsv1.Deployment, rec *record) string {
 	spec := &d.Spec.Template.Spec
 	if spec.ServiceAccountName != "" && spec.ServiceAccountName != "default" {
-		return fmt.Sprintf("aether-devhot: serviceAccountName %q kept; the reconciler binds Role aether-devhot-%s to it",
-			spec.ServiceAccountName, d.Name)
+		return fmt.Sprintf("aether-devhot: serviceAccountName %q kept; the reconciler binds Role %s to it",
+			spec.ServiceAccountName, names.Role(d.Name))
 	}
 	orig := spec.ServiceAccountName
 	rec.ServiceAccountName = &orig
 	rec.DeprecatedServiceAccount = spec.DeprecatedServiceAccount
 	// The API server keeps the deprecated alias equal to the name; setting
 	// both keeps a re-injection of a stored object free of changes.
-	spec.ServiceAccountName = ServiceAccountName(d.Name)
+	spec.ServiceAccountName = names.ServiceAccount(d.Name)
 	spec.DeprecatedServiceAccount = spec.ServiceAccountName
 	// The fetcher has its own projected token; the app, which ran with the
 	// default account, must not get a token with the fetcher's rights.

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/names"
 	"github.com/aether-dev/aether-devhot/pkg/nodecmd"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
@@ -61,7 +62,7 @@ func strip(d *appsv1.Deployment, rec *record) {
 		spec.InitContainers = nil
 	}
 
-	if rec.ServiceAccountName != nil && spec.ServiceAccountName == ServiceAccountName(d.Name) {
+	if rec.ServiceAccountName != nil && spec.ServiceAccountName == names.ServiceAccount(d.Name) {
 		if spec.DeprecatedServiceAccount == spec.ServiceAccountName {
 			spec.DeprecatedServiceAccount = rec.DeprecatedServiceAccount
 		}

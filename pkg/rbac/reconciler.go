@@ -25,7 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
-	"github.com/aether-dev/aether-devhot/pkg/mutate"
+	"github.com/aether-dev/aether-devhot/pkg/names"
 )
 
 // ManagedByLabel marks the objects this reconciler owns; the manager's cache
@@ -34,9 +34,6 @@ const (
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	ManagedBy      = "aether-devhot"
 )
-
-// RoleName is the Role (and RoleBinding) of a Deployment's fetchers.
-func RoleName(deployment string) string { return "aether-devhot-" + deployment }
 
 // Reconciler creates and removes the RBAC of dev-hot Deployments.
 type Reconciler struct {
@@ -99,7 +96,7 @@ func podServiceAccount(d *appsv1.Deployment) string {
 func (r *Reconciler) ensure(ctx context.Context, d *appsv1.Deployment) error {
 	sa := podServiceAccount(d)
 	var created []string
-	if sa == mutate.ServiceAccountName(d.Name) {
+	if sa == names.ServiceAccount(d.Name) {
 		obj := &corev1.ServiceAccount{ObjectMeta: r.meta(d, sa)}
 		op, err := controllerutil.CreateOrUpdate(ctx, r.Client, obj, func() error { return r.own(d, obj) })
 		if err != nil {
@@ -109,7 +106,7 @@ func (r *Reconciler) ensure(ctx context.Context, d *appsv1.Deployment) error {
 			created = append(created, "ServiceAccount/"+sa)
 		}
 	}
-	role := &rbacv1.Role{ObjectMeta: r.meta(d, RoleName(d.Name))}
+	role := &rbacv1.Role{ObjectMeta: r.meta(d, names.Role(d.Name))}
 	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, role, func() error {
 		role.Rules = Rules(d.Name)
 		return r.own(d, role)
@@ -120,7 +117,7 @@ func (r *Reconciler) ensure(ctx context.Context, d *appsv1.Deployment) error {
 	if op == controllerutil.OperationResultCreated {
 		created = append(created, "Role/"+role.Name)
 	}
-	rb := &rbacv1.RoleBinding{ObjectMeta: r.meta(d, RoleName(d.Name))}
+	rb := &rbacv1.RoleBinding{ObjectMeta: r.meta(d, names.Role(d.Name))}
 	op, err = controllerutil.CreateOrUpdate(ctx, r.Client, rb, func() error {
 		// roleRef cannot change; a binding made for another role is recreated.
 		if rb.RoleRef.Name != "" && rb.RoleRef.Name != role.Name {
@@ -174,9 +171,9 @@ func (r *Reconciler) remove(ctx context.Context, d *appsv1.Deployment) error {
 		"Role":           &rbacv1.Role{},
 		"ServiceAccount": &corev1.ServiceAccount{},
 	} {
-		name := RoleName(d.Name)
+		name := names.Role(d.Name)
 		if kind == "ServiceAccount" {
-			name = mutate.ServiceAccountName(d.Name)
+			name = names.ServiceAccount(d.Name)
 		}
 		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: name}, obj); err != nil {
 			if apierrors.IsNotFound(err) {

@@ -14,8 +14,7 @@ import (
 
 	"github.com/aether-dev/aether-devhot/cmd/webhook/app"
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
-	"github.com/aether-dev/aether-devhot/pkg/mutate"
-	"github.com/aether-dev/aether-devhot/pkg/rbac"
+	"github.com/aether-dev/aether-devhot/pkg/names"
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 )
 
@@ -198,9 +197,9 @@ spec:
     spec:
       serviceAccountName: %[4]s
       containers: [{name: app, image: node:20}]
-`, name, ns, annotations.DevHot, mutate.ServiceAccountName(name)), "apply", "-f", "-")
+`, name, ns, annotations.DevHot, names.ServiceAccount(name)), "apply", "-f", "-")
 
-	owned := []string{"serviceaccount/" + mutate.ServiceAccountName(name), "role/" + rbac.RoleName(name), "rolebinding/" + rbac.RoleName(name)}
+	owned := []string{"serviceaccount/" + names.ServiceAccount(name), "role/" + names.Role(name), "rolebinding/" + names.Role(name)}
 	controlplane.Eventually(t, "the fetcher's RBAC, made by the manager", 30*time.Second, func() error {
 		_, _, err := cp.Run("", append([]string{"-n", ns, "get"}, owned...)...)
 		return err

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
-	"github.com/aether-dev/aether-devhot/pkg/rbac"
+	"github.com/aether-dev/aether-devhot/pkg/names"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 )
@@ -35,7 +35,7 @@ func TestApplyInjectsLabelledDeployment(t *testing.T) {
 	d := getDeployment(t, ns, "hello")
 	spec := d.Spec.Template.Spec
 	if len(spec.InitContainers) != 1 || spec.InitContainers[0].Name != sidecar.ContainerName {
-		t.Fatalf("initContainers = %v, want only %s", names(spec.InitContainers), sidecar.ContainerName)
+		t.Fatalf("initContainers = %v, want only %s", containerNames(spec.InitContainers), sidecar.ContainerName)
 	}
 	if want := []string{"node", "--watch", "/app/.aether/boot.cjs"}; !slices.Equal(spec.Containers[0].Command, want) {
 		t.Errorf("app command = %q, want %q", spec.Containers[0].Command, want)
@@ -52,7 +52,7 @@ func TestUnlabelledDeploymentIsUntouched(t *testing.T) {
 	ns := namespace(t, nil)
 	kubectl(t, sample(t, `    aether.dev/dev-hot: "true"`, ""), "-n", ns, "apply", "-f", "-")
 	d := getDeployment(t, ns, "hello")
-	if got := names(d.Spec.Template.Spec.InitContainers); !slices.Equal(got, []string{"fetch"}) {
+	if got := containerNames(d.Spec.Template.Spec.InitContainers); !slices.Equal(got, []string{"fetch"}) {
 		t.Errorf("initContainers = %v, want [fetch]", got)
 	}
 	if len(d.Annotations) > 1 { // only kubectl's last-applied-configuration
@@ -140,7 +140,7 @@ func TestLabelRemovalReverts(t *testing.T) {
 
 	d := getDeployment(t, ns, "hello")
 	spec := d.Spec.Template.Spec
-	if got := names(spec.InitContainers); !slices.Equal(got, []string{"fetch"}) {
+	if got := containerNames(spec.InitContainers); !slices.Equal(got, []string{"fetch"}) {
 		t.Errorf("initContainers = %v, want [fetch]", got)
 	}
 	if want := []string{"node", "server.js"}; !slices.Equal(spec.Containers[0].Command, want) {
@@ -155,7 +155,7 @@ func TestLabelRemovalReverts(t *testing.T) {
 		}
 	}
 	controlplane.Eventually(t, "RBAC removed", 10*time.Second, func() error {
-		_, err := cp.Clientset.RbacV1().Roles(ns).Get(context.Background(), rbac.RoleName("hello"), metav1.GetOptions{})
+		_, err := cp.Clientset.RbacV1().Roles(ns).Get(context.Background(), names.Role("hello"), metav1.GetOptions{})
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("role still there (%v)", err)
 		}
@@ -274,10 +274,10 @@ func waitRBAC(t *testing.T, ns, deployment, sa string) {
 	t.Helper()
 	controlplane.Eventually(t, "reconciler RBAC", 15*time.Second, func() error {
 		ctx := context.Background()
-		if _, err := cp.Clientset.RbacV1().Roles(ns).Get(ctx, rbac.RoleName(deployment), metav1.GetOptions{}); err != nil {
+		if _, err := cp.Clientset.RbacV1().Roles(ns).Get(ctx, names.Role(deployment), metav1.GetOptions{}); err != nil {
 			return err
 		}
-		rb, err := cp.Clientset.RbacV1().RoleBindings(ns).Get(ctx, rbac.RoleName(deployment), metav1.GetOptions{})
+		rb, err := cp.Clientset.RbacV1().RoleBindings(ns).Get(ctx, names.Role(deployment), metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -292,7 +292,7 @@ func waitRBAC(t *testing.T, ns, deployment, sa string) {
 	})
 }
 
-func names(cs []corev1.Container) []string {
+func containerNames(cs []corev1.Container) []string {
 	n := make([]string, 0, len(cs))
 	for _, c := range cs {
 		n = append(n, c.Name)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
@@ -26,7 +27,7 @@ func publishFiles(t *testing.T, ws *release.Workspace, files map[string][]byte) 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(b) }))
 	defer srv.Close()
 	sum := sha256.Sum256(b)
-	tg, err := release.ParseTarget("sha256:"+hex.EncodeToString(sum[:]), srv.URL+"/a.tgz")
+	tg, err := annotations.ParseTarget("sha256:"+hex.EncodeToString(sum[:]), srv.URL+"/a.tgz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
@@ -126,14 +127,14 @@ func newHarness(tb testing.TB) *harness {
 }
 
 // artifact builds and serves version v of the app.
-func (h *harness) artifact(v int) release.Target {
+func (h *harness) artifact(v int) annotations.Target {
 	h.tb.Helper()
 	return h.slowArtifact(v, 0)
 }
 
 // slowArtifact builds and serves version v of an app that takes startDelay
 // to load.
-func (h *harness) slowArtifact(v int, startDelay time.Duration) release.Target {
+func (h *harness) slowArtifact(v int, startDelay time.Duration) annotations.Target {
 	h.tb.Helper()
 	files := map[string][]byte{"version.json": fmt.Appendf(nil, `{"version":%d,"startDelayMs":%d}`, v, startDelay.Milliseconds())}
 	for name, b := range h.files {
@@ -145,14 +146,14 @@ func (h *harness) slowArtifact(v int, startDelay time.Duration) release.Target {
 	h.mu.Lock()
 	h.blobs[path] = b
 	h.mu.Unlock()
-	tg, err := release.ParseTarget("sha256:"+hex.EncodeToString(sum[:]), h.srv.URL+path)
+	tg, err := annotations.ParseTarget("sha256:"+hex.EncodeToString(sum[:]), h.srv.URL+path)
 	if err != nil {
 		h.tb.Fatal(err)
 	}
 	return tg
 }
 
-func (h *harness) apply(tg release.Target) (release.Result, error) {
+func (h *harness) apply(tg annotations.Target) (release.Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return h.ws.Apply(ctx, h.fetch, tg, release.Limits{})

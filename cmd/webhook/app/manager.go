@@ -87,7 +87,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("manager: %w", err)
 	}
 
-	handler := &mutate.Handler{Options: mutate.Options{FetcherImage: o.FetcherImage, Mode: mode}}
+	mm, err := mutate.NewMetrics(metrics.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	handler := &mutate.Handler{Options: mutate.Options{FetcherImage: o.FetcherImage, Mode: mode}, Metrics: mm}
 	if o.ImageLookup {
 		handler.Images, handler.LookupTimeout = imageLookups(mgr, o).Source, o.ImageLookupTimeout
 	}
@@ -155,7 +159,7 @@ func addIngester(mgr ctrl.Manager) error {
 // resolveMode turns --sidecar-mode=auto into native when the API server is
 // 1.29 or newer (native sidecars on by default), legacy otherwise.
 func resolveMode(cfg *rest.Config, flag string) (sidecar.Mode, error) {
-	if flag != ModeAuto {
+	if flag != SidecarModeAuto {
 		return sidecar.Mode(flag), nil
 	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)

@@ -14,7 +14,7 @@ import (
 )
 
 // Mode values of --sidecar-mode besides the sidecar modes themselves.
-const ModeAuto = "auto"
+const SidecarModeAuto = "auto"
 
 // DefaultFetcherImage is the image injected when --fetcher-image is not
 // given: the project's own image, which holds /webhook and /fetcher.
@@ -63,7 +63,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.HealthProbeBindAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader for the RBAC reconciler, for more than one replica.")
 	fs.StringVar(&o.FetcherImage, "fetcher-image", DefaultFetcherImage, "Image of the injected fetcher sidecar.")
-	fs.StringVar(&o.SidecarMode, "sidecar-mode", ModeAuto, "How the fetcher runs: native (Kubernetes >= 1.29), legacy, or auto to ask the API server once at start.")
+	fs.StringVar(&o.SidecarMode, "sidecar-mode", SidecarModeAuto, "How the fetcher runs: native (Kubernetes >= 1.29), legacy, or auto to ask the API server once at start.")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Serve the webhook and metrics over HTTP/2 as well (off against HTTP/2 rapid-reset attacks).")
 	fs.BoolVar(&o.ImageLookup, "image-lookup", true, "Read an image's ENTRYPOINT, CMD, WORKDIR and package.json from its registry when the app container sets no command (anonymously, or with --image-pull-secrets).")
 	fs.DurationVar(&o.ImageLookupTimeout, "image-lookup-timeout", DefaultImageLookupTimeout, "Bound on one admission's image lookups; keep it inside the webhook's timeoutSeconds.")
@@ -88,8 +88,9 @@ const DefaultImageLookupTimeout = 5 * time.Second
 const EnvNamespace = "POD_NAMESPACE"
 
 // IngestEnv turns on --ingest-fetcher-logs from the environment, for
-// installs that set env rather than args.
-const IngestEnv = "AETHER_DEV_HOT_INGEST"
+// installs that set env rather than args; it is the flag's name in the
+// project's env form (AETHER_ and the flag in upper case).
+const IngestEnv = "AETHER_INGEST_FETCHER_LOGS"
 
 // ApplyEnv reads IngestEnv from getenv after fs is parsed. A flag given on
 // the command line wins over the environment, as in git-sync.
@@ -116,7 +117,7 @@ func (o *Options) ApplyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 // Validate reports the first bad option, naming its flag.
 func (o *Options) Validate() error {
 	switch o.SidecarMode {
-	case ModeAuto, string(sidecar.ModeNative), string(sidecar.ModeLegacy):
+	case SidecarModeAuto, string(sidecar.ModeNative), string(sidecar.ModeLegacy):
 	default:
 		return fmt.Errorf("--sidecar-mode=%q: want auto, native or legacy", o.SidecarMode)
 	}

@@ -42,12 +42,12 @@ func TestDefaultsMatchDesign(t *testing.T) {
 	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
 	o.AddFlags(fs)
 	if o.WebhookPort != 9443 || o.MetricsBindAddress != ":8080" || o.HealthProbeBindAddr != ":8081" ||
-		o.LeaderElect || o.SidecarMode != ModeAuto || o.EnableHTTP2 || o.IngestFetcherLogs {
+		o.LeaderElect || o.SidecarMode != SidecarModeAuto || o.EnableHTTP2 || o.IngestFetcherLogs {
 		t.Fatalf("defaults differ from DESIGN.md: %+v", o)
 	}
 }
 
-// TestIngestFetcherLogs: the flag and AETHER_DEV_HOT_INGEST each turn
+// TestIngestFetcherLogs: the flag and AETHER_INGEST_FETCHER_LOGS each turn
 // fleet metrics on, and a flag given on the command line wins.
 func TestIngestFetcherLogs(t *testing.T) {
 	for _, tc := range []struct {
@@ -65,7 +65,7 @@ func TestIngestFetcherLogs(t *testing.T) {
 		{name: "env true", env: "true", want: true},
 		{name: "flag false wins over env 1", args: []string{"--ingest-fetcher-logs=false"}, env: "1"},
 		{name: "flag wins over env 0", args: []string{"--ingest-fetcher-logs"}, env: "0", want: true},
-		{name: "bad env", env: "yes", wantErr: `AETHER_DEV_HOT_INGEST="yes"`},
+		{name: "bad env", env: "yes", wantErr: `AETHER_INGEST_FETCHER_LOGS="yes"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var o Options

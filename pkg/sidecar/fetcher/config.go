@@ -12,19 +12,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
-// Mode is how the fetcher learns the Deployment's annotations.
-type Mode string
+// FetchMode is how the fetcher learns the Deployment's annotations.
+type FetchMode string
 
 const (
-	// ModeWatch keeps a client-go watch open and re-checks its local cache
+	// FetchWatch keeps a client-go watch open and re-checks its local cache
 	// every interval, so an idle fetcher costs the API server almost nothing.
-	ModeWatch Mode = "watch"
-	// ModePoll does a GET every interval, like the seed did.
-	ModePoll Mode = "poll"
+	FetchWatch FetchMode = "watch"
+	// FetchPoll does a GET every interval, like the seed did.
+	FetchPoll FetchMode = "poll"
 )
 
 // EnvKubeconfig is honoured outside a pod, as kubectl does.
@@ -48,8 +49,8 @@ type Config struct {
 	// FetchInterval is the resync period in watch mode and the poll period
 	// in poll mode.
 	FetchInterval time.Duration
-	// Mode picks watch or poll.
-	Mode Mode
+	// FetchMode picks watch or poll.
+	FetchMode FetchMode
 	// MaxRetries is how many failures of one target end its attempts until
 	// its digest or URL changes; 0 means never give up.
 	MaxRetries int
@@ -127,12 +128,12 @@ var settings = []setting{
 		return required(v)
 	}},
 	{sidecar.EnvFetchIntervalSec, strconv.Itoa(sidecar.DefaultFetchIntervalSec), "resync (watch) or poll interval in whole seconds", func(c *Config, v string) (err error) {
-		c.FetchInterval, err = seconds(v)
+		c.FetchInterval, err = annotations.ParseFetchInterval(v)
 		return err
 	}},
-	{sidecar.EnvFetchMode, string(ModeWatch), "watch or poll", func(c *Config, v string) error {
-		c.Mode = Mode(v)
-		if c.Mode != ModeWatch && c.Mode != ModePoll {
+	{sidecar.EnvFetchMode, string(FetchWatch), "watch or poll", func(c *Config, v string) error {
+		c.FetchMode = FetchMode(v)
+		if c.FetchMode != FetchWatch && c.FetchMode != FetchPoll {
 			return errors.New(`must be "watch" or "poll"`)
 		}
 		return nil

@@ -75,7 +75,7 @@ const (
 // without a workspace, a server or a clock.
 type decision struct {
 	action action
-	target release.Target
+	target annotations.Target
 	err    error
 	wait   time.Duration
 	why    string
@@ -98,8 +98,9 @@ func decide(d Desired, current string, a attempts, now time.Time) decision {
 			return decision{action: actWait, wait: a.retryAt.Sub(now), why: "backing off"}
 		}
 	}
-	t, err := release.ParseTarget(d.Digest, d.ArtifactURL)
+	t, err := annotations.ParseTarget(d.Digest, d.ArtifactURL)
 	if err != nil {
+		err = &release.Error{Reason: refresh.ReasonBadAnnotation, Err: err}
 		return decision{action: actFail, err: err, why: "bad annotation"}
 	}
 	return decision{action: actApply, target: t, why: "applying"}

@@ -19,6 +19,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
@@ -141,7 +142,7 @@ func (f *Fetcher) Run(ctx context.Context) error {
 	go f.events.run()
 
 	source := f.watch
-	if f.cfg.Mode == ModePoll {
+	if f.cfg.FetchMode == FetchPoll {
 		source = f.poll
 	}
 	sourceDone := make(chan struct{})
@@ -154,7 +155,7 @@ func (f *Fetcher) Run(ctx context.Context) error {
 		defer grace.Stop()
 	}
 	f.log.Info("fetcher started", "namespace", f.cfg.PodNamespace, "deployment", f.cfg.Deployment,
-		"mode", f.cfg.Mode, "interval", f.cfg.FetchInterval, "workspace", f.ws.Dir(), "current", *f.live.Load(),
+		"mode", f.cfg.FetchMode, "interval", f.cfg.FetchInterval, "workspace", f.ws.Dir(), "current", *f.live.Load(),
 		"releaseZero", f.cfg.AppDir)
 
 	f.loop(ctx)
@@ -179,7 +180,7 @@ func (f *Fetcher) Run(ctx context.Context) error {
 // job is one Apply in flight.
 type job struct {
 	obs    observation
-	target release.Target
+	target annotations.Target
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 }
@@ -280,7 +281,7 @@ func (f *Fetcher) zeroReady() {
 
 // start runs Apply for t in its own goroutine, so that the loop stays free
 // to notice a newer target and cancel it.
-func (f *Fetcher) start(ctx context.Context, obs observation, t release.Target, done chan<- outcome) *job {
+func (f *Fetcher) start(ctx context.Context, obs observation, t annotations.Target, done chan<- outcome) *job {
 	jctx, cancel := context.WithCancelCause(ctx)
 	j := &job{obs: obs, target: t, ctx: jctx, cancel: cancel}
 	go func() {

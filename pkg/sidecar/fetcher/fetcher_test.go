@@ -292,7 +292,7 @@ func TestMaxRetries(t *testing.T) {
 		http.Error(w, "boom", http.StatusInternalServerError)
 	}))
 	h := newHarness(t, target(digestOf(art), broken), func(c *Config) {
-		c.Mode = ModePoll
+		c.FetchMode = FetchPoll
 		c.FetchInterval = 10 * time.Millisecond
 		c.MaxRetries = 3
 	})

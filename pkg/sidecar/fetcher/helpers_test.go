@@ -197,7 +197,7 @@ func newHarness(t *testing.T, a map[string]string, edit func(*Config)) *harness 
 			Deployment:       testDeployment,
 			Workspace:        filepath.Join(parent, "ws"),
 			FetchInterval:    time.Second,
-			Mode:             ModeWatch,
+			FetchMode:             FetchWatch,
 			BackoffMax:       20 * time.Millisecond,
 			MaxArtifactBytes: 1 << 20,
 			MetricsAddr:      "127.0.0.1:0",
@@ -307,7 +307,7 @@ func preload(t *testing.T, workspace, url string, b []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg, err := release.ParseTarget(digestOf(b), url)
+	tg, err := annotations.ParseTarget(digestOf(b), url)
 	if err != nil {
 		t.Fatal(err)
 	}

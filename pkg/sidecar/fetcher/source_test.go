@@ -25,7 +25,7 @@ func TestPollMode(t *testing.T) {
 	srv := newArtifactServer(t)
 	art := app(t, "v1")
 	h := newHarness(t, nil, func(c *Config) {
-		c.Mode = ModePoll
+		c.FetchMode = FetchPoll
 		c.FetchInterval = 20 * time.Millisecond
 	})
 	h.run()

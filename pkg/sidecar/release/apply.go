@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
@@ -44,9 +45,9 @@ type Result struct {
 // the live digest changes nothing and does not restart the app.
 //
 // client should come from NewHTTPClient; zero fields of lim take defaults.
-func (w *Workspace) Apply(ctx context.Context, client *http.Client, t Target, lim Limits) (Result, error) {
+func (w *Workspace) Apply(ctx context.Context, client *http.Client, t annotations.Target, lim Limits) (Result, error) {
 	if !digest.IsHex(t.Hex) || t.Digest != digest.Prefix+t.Hex || t.URL == nil {
-		return Result{}, newError(refresh.ReasonBadAnnotation, fmt.Errorf("target %q was not made by ParseTarget", t.Digest))
+		return Result{}, newError(refresh.ReasonBadAnnotation, fmt.Errorf("target %q was not made by annotations.ParseTarget", t.Digest))
 	}
 	lim = lim.withDefaults()
 	if res, ok, err := w.republish(ctx, t); ok {
@@ -71,7 +72,7 @@ func (w *Workspace) Apply(ctx context.Context, client *http.Client, t Target, li
 // republish publishes releases/<t.Hex> again if it is still on disk; ok
 // reports whether it was. The live release is left alone, without a touch,
 // because an unchanged digest must not restart the app (H2).
-func (w *Workspace) republish(ctx context.Context, t Target) (res Result, ok bool, err error) {
+func (w *Workspace) republish(ctx context.Context, t annotations.Target) (res Result, ok bool, err error) {
 	dir := filepath.Join(w.releases, t.Hex)
 	if !isDir(dir) {
 		return Result{}, false, nil
@@ -100,7 +101,7 @@ func (w *Workspace) republish(ctx context.Context, t Target) (res Result, ok boo
 }
 
 // download fetches t into the os.Root at staging and verifies its digest.
-func download(ctx context.Context, client *http.Client, t Target, lim Limits, staging string) (Result, error) {
+func download(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, staging string) (Result, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, lim.Timeout,
 		fmt.Errorf("download took longer than %s: %w", lim.Timeout, context.DeadlineExceeded))
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
@@ -102,28 +103,28 @@ func (f *fixture) requests(path string) int {
 }
 
 // target serves b and returns a Target with b's digest.
-func (f *fixture) target(path string, b []byte) release.Target {
+func (f *fixture) target(path string, b []byte) annotations.Target {
 	f.t.Helper()
 	return mustTarget(f.t, digestOf(b), f.serve(path, b))
 }
 
-func mustTarget(t testing.TB, digest, u string) release.Target {
+func mustTarget(t testing.TB, digest, u string) annotations.Target {
 	t.Helper()
-	tg, err := release.ParseTarget(digest, u)
+	tg, err := annotations.ParseTarget(digest, u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tg
 }
 
-func (f *fixture) apply(tg release.Target, lim release.Limits) (release.Result, error) {
+func (f *fixture) apply(tg annotations.Target, lim release.Limits) (release.Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return f.ws.Apply(ctx, f.client, tg, lim)
 }
 
 // publish applies a good artifact and fails the test if it is not live.
-func (f *fixture) publish(path, version string) release.Target {
+func (f *fixture) publish(path, version string) annotations.Target {
 	f.t.Helper()
 	tg := f.target(path, app(f.t, version))
 	if _, err := f.apply(tg, release.Limits{}); err != nil {

@@ -128,7 +128,7 @@ func (cp *ControlPlane) WebhookOptions() app.Options {
 		MetricsBindAddress:  "0",
 		HealthProbeBindAddr: "0",
 		FetcherImage:        app.DefaultFetcherImage,
-		SidecarMode:         app.ModeAuto,
+		SidecarMode:         app.SidecarModeAuto,
 		// Tests restart the webhook within one process.
 		SkipControllerNameValidation: true,
 	}

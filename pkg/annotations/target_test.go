@@ -1,12 +1,11 @@
-package release_test
+package annotations_test
 
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
-	"github.com/aether-dev/aether-devhot/pkg/refresh"
-	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
 func TestParseTarget(t *testing.T) {
@@ -35,7 +34,7 @@ func TestParseTarget(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tg, err := release.ParseTarget(tc.digest, tc.url)
+			tg, err := annotations.ParseTarget(tc.digest, tc.url)
 			if tc.wantIn == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -45,8 +44,8 @@ func TestParseTarget(t *testing.T) {
 				}
 				return
 			}
-			if release.ReasonOf(err) != refresh.ReasonBadAnnotation {
-				t.Fatalf("error %v, want reason bad_annotation", err)
+			if err == nil {
+				t.Fatal("no error")
 			}
 			if !strings.Contains(err.Error(), tc.wantIn) {
 				t.Errorf("error %q does not name %s", err, tc.wantIn)
@@ -58,27 +57,15 @@ func TestParseTarget(t *testing.T) {
 	}
 }
 
-func TestReasonOf(t *testing.T) {
-	if got := release.ReasonOf(nil); got != "" {
-		t.Errorf("ReasonOf(nil) = %q", got)
+func TestParseFetchInterval(t *testing.T) {
+	for v, want := range map[string]time.Duration{"1": time.Second, "5": 5 * time.Second, "3600": time.Hour} {
+		if got, err := annotations.ParseFetchInterval(v); err != nil || got != want {
+			t.Errorf("%q: %v, %v", v, got, err)
+		}
 	}
-	wrapped := &release.Error{Reason: refresh.ReasonChecksum, Err: errString("x")}
-	if got := release.ReasonOf(wrapErr{wrapped}); got != refresh.ReasonChecksum {
-		t.Errorf("ReasonOf(wrapped) = %q", got)
-	}
-	if got := release.ReasonOf(errString("foreign")); got != refresh.ReasonExtract {
-		t.Errorf("ReasonOf(foreign) = %q", got)
-	}
-	if got := wrapped.Error(); got != "checksum: x" {
-		t.Errorf("Error() = %q", got)
+	for _, v := range []string{"0", "-1", "3601", "9999999999", "5s", "", "1.5"} {
+		if _, err := annotations.ParseFetchInterval(v); err == nil || !strings.Contains(err.Error(), "from 1 to 3600") {
+			t.Errorf("%q: %v, want the range", v, err)
+		}
 	}
 }
-
-type errString string
-
-func (e errString) Error() string { return string(e) }
-
-type wrapErr struct{ err error }
-
-func (w wrapErr) Error() string { return "wrapped: " + w.err.Error() }
-func (w wrapErr) Unwrap() error { return w.err }
