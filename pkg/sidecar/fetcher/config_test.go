@@ -49,7 +49,7 @@ func TestConfigDefaults(t *testing.T) {
 		Deployment:       "app",
 		Workspace:        "/workspace",
 		FetchInterval:    5 * time.Second,
-		FetchMode:             FetchWatch,
+		FetchMode:        FetchWatch,
 		MaxRetries:       0,
 		BackoffMax:       60 * time.Second,
 		MaxArtifactBytes: release.DefaultMaxBytes,

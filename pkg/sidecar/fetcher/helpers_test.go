@@ -197,7 +197,7 @@ func newHarness(t *testing.T, a map[string]string, edit func(*Config)) *harness 
 			Deployment:       testDeployment,
 			Workspace:        filepath.Join(parent, "ws"),
 			FetchInterval:    time.Second,
-			FetchMode:             FetchWatch,
+			FetchMode:        FetchWatch,
 			BackoffMax:       20 * time.Millisecond,
 			MaxArtifactBytes: 1 << 20,
 			MetricsAddr:      "127.0.0.1:0",
