@@ -226,9 +226,27 @@ func (c *Cluster) buildImported(dir, bin string) ([]string, error) {
 	return tars, nil
 }
 
-// buildBases builds node:20 and the distroless base from the machine's
-// node (and npm, sh, env for node:20), keyed by NodeImage and
-// DistrolessImage.
+// BuildBases builds node:20 and the distroless base from the machine's
+// node (and npm, sh, env for node:20), keyed by the names of BaseImages;
+// they are the images the cluster pushes, without a cluster.
+func BuildBases() (map[string]v1.Image, error) {
+	bases, err := buildBases()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]v1.Image{}
+	for name, ref := range BaseImages {
+		if ref == RegistryNodeImage {
+			out[name] = bases[NodeImage]
+		} else {
+			out[name] = bases[DistrolessImage]
+		}
+	}
+	return out, nil
+}
+
+// buildBases builds node:20 and the distroless base, keyed by NodeImage
+// and DistrolessImage.
 func buildBases() (map[string]v1.Image, error) {
 	nodeBin, err := exec.LookPath("node")
 	if err != nil {
