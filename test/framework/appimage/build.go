@@ -130,6 +130,9 @@ func (b *Builder) Build(dir string) (v1.Image, error) {
 	var ctx *buildContext
 	var stages []*stage
 	for _, in := range ins {
+		if !supported[in.cmd] {
+			return nil, in.errorf("instruction not supported (supported: FROM, WORKDIR, ENV, USER, COPY, RUN npm ci, ENTRYPOINT, CMD, EXPOSE)")
+		}
 		if in.cmd != "FROM" && len(stages) == 0 {
 			return nil, in.errorf("the first instruction must be FROM")
 		}
@@ -162,8 +165,6 @@ func (b *Builder) Build(dir string) (v1.Image, error) {
 			err = b.copy(in, st, stages, ctx)
 		case "RUN":
 			err = b.run(in, st)
-		default:
-			err = in.errorf("instruction not supported (supported: FROM, WORKDIR, ENV, USER, COPY, RUN npm ci, ENTRYPOINT, CMD, EXPOSE)")
 		}
 		if err != nil {
 			return nil, err
@@ -171,6 +172,9 @@ func (b *Builder) Build(dir string) (v1.Image, error) {
 	}
 	return stages[len(stages)-1].finish()
 }
+
+// supported are the instructions Build interprets.
+var supported = map[string]bool{"FROM": true, "WORKDIR": true, "ENV": true, "USER": true, "EXPOSE": true, "CMD": true, "ENTRYPOINT": true, "COPY": true, "RUN": true}
 
 func (b *Builder) from(in instruction, stages []*stage) (*stage, error) {
 	if _, err := in.flagValues(); err != nil {
