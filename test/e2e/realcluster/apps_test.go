@@ -2,6 +2,7 @@ package realcluster
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -89,7 +90,10 @@ func TestClusterAppImages(t *testing.T) {
 					t.Errorf("pod %s answered %+v, want app %q, message %q and a pid", pod.Name, a, name, wantMessage)
 				}
 				checkPulled(t, pod, images[name])
-				checkApp(t, name, pod, a)
+				checkApp(t, k, name, pod, a)
+			}
+			if name == "shop-api" {
+				changedApp(t, k, pods[0], images[name][0])
 			}
 			for _, ref := range images[name] {
 				repo := strings.TrimPrefix(ref[:strings.LastIndex(ref, ":")], cluster.RegistryAddr+"/")
@@ -99,6 +103,49 @@ func TestClusterAppImages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// changedApp edits a copy of shop-api's src/message.js, pushes it (a new
+// content tag, npm ci from the cache), sets the Deployment's image to it,
+// and checks that the new pod pulled it and answers the new message.
+func changedApp(t *testing.T, k *clusterNS, old apps.Pod, oldRef string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := apps.Copy("shop-api", dir); err != nil {
+		t.Fatal(err)
+	}
+	const message = "hello from shop-api, edited"
+	if err := os.WriteFile(filepath.Join(dir, "src", "message.js"), []byte("module.exports = '"+message+"';\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := apps.PushDir(dir, "shop-api", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("shop-api edited: %s: build %d ms (npm ci runs: %d), push %d ms", r.Ref, r.Build.Milliseconds(), r.NpmRuns, r.Push.Milliseconds())
+	if r.Ref == oldRef || !r.Pushed || r.NpmRuns != 0 {
+		t.Errorf("edited shop-api: %+v, want a new tag, pushed, npm ci from the cache", r)
+	}
+	k.kubectl(t, "", "set", "image", "deployment/shop-api", "shop-api="+r.Ref)
+	pods, err := apps.WaitReady(k.kc(), "shop-api", 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pod := range pods {
+		if pod.Name == old.Name {
+			continue
+		}
+		var a apps.AppAnswer
+		controlplane.Eventually(t, pod.Name+" answering the edited message", 30*time.Second, func() error {
+			if a, err = pod.Answer(); err == nil && a.Message != message {
+				err = fmt.Errorf("answered %+v", a)
+			}
+			return err
+		})
+		checkPulled(t, pod, []string{r.Ref})
+		return
+	}
+	t.Errorf("no new shop-api pod after set image: %v", pods)
 }
 
 // commandOrLabel finds, outside comments, a container command or an
@@ -131,13 +178,19 @@ func checkPulled(t *testing.T, pod apps.Pod, refs []string) {
 
 // checkApp checks what each app's image decides: the user, the entrypoint
 // and the environment of its Dockerfile.
-func checkApp(t *testing.T, name string, pod apps.Pod, a apps.AppAnswer) {
+func checkApp(t *testing.T, k *clusterNS, name string, pod apps.Pod, a apps.AppAnswer) {
 	t.Helper()
 	str := func(k string) string { s, _ := a.Raw[k].(string); return s }
 	switch name {
 	case "shop-api":
 		if str("env") != "production" {
 			t.Errorf("shop-api: NODE_ENV %q, want production (ENV in its Dockerfile)", str("env"))
+		}
+		// Pods reach the registry too, at the node's address.
+		out, err := k.run("", "exec", pod.Name, "--", "node", "-e",
+			`fetch('http://`+cluster.RegistryAddr+`/v2/shop-api/tags/list').then(r => r.text()).then(t => process.stdout.write(t), e => { console.error(e.message); process.exit(1); })`)
+		if err != nil || !strings.Contains(out, `"shop-api"`) {
+			t.Errorf("shop-api pod asking the registry for its tags: %v: %s", err, out)
 		}
 	case "esm-api":
 		// CMD ["npm","start"]: npm runs the start script with sh, which

@@ -13,14 +13,16 @@
 //	pods, err := apps.WaitReady(k, "shop-api", 2*time.Minute)
 //	answer, err := pods[0].Answer()                     // GET / on the "http" port
 //
-// To try a changed app, copy its directory, edit src/message.js there and
-// PushDir the copy: the content tag changes, so pods pull the new image.
+// To try a changed app, Copy its directory, edit src/message.js there and
+// PushDir the copy: the content tag changes, so pods pull the new image
+// (and npm ci comes from the cache while the lockfile is unchanged).
 package apps
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,6 +51,44 @@ const Placeholder = "__TAG__"
 // Dir is the directory of the app name: test/testdata/apps/<name>.
 func Dir(name string) string {
 	return filepath.Join(controlplane.RepoRoot(), "test", "testdata", "apps", name)
+}
+
+// Copy copies the app name's directory into dst (made if missing), but
+// for node_modules, so that a test can edit the copy (src/message.js) and
+// PushDir it.
+func Copy(name, dst string) error {
+	src := Dir(name)
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		at := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir() && d.Name() == "node_modules":
+			return filepath.SkipDir
+		case d.IsDir():
+			return os.MkdirAll(at, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, at)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(at, b, info.Mode().Perm())
+	})
 }
 
 // Report is what PushDir did.
@@ -106,10 +146,15 @@ func PushDir(dir, name string, log io.Writer) (Report, error) {
 // when a build needs them.
 func Bases() (map[string]v1.Image, error) {
 	bases := map[string]v1.Image{}
+	byRef := map[string]v1.Image{}
 	for name, ref := range cluster.BaseImages {
-		img, err := appimage.Pull(ref)
-		if err != nil {
-			return nil, fmt.Errorf("base %s: %w (the cluster pushes its bases at up and in make cluster-images)", name, err)
+		img, ok := byRef[ref]
+		if !ok {
+			var err error
+			if img, err = appimage.Pull(ref); err != nil {
+				return nil, fmt.Errorf("base %s: %w (the cluster pushes its bases at up and in make cluster-images)", name, err)
+			}
+			byRef[ref] = img
 		}
 		bases[name] = img
 	}

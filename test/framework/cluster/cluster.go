@@ -3,8 +3,12 @@
 // make cluster-down), as measured in ../shared/REAL-CLUSTER.md: etcd,
 // kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and
 // kube-proxy v1.37.2 from bin/ (hack/build-tools.sh cluster), containerd,
-// runc and the CNI plugins from Debian, locally built images, and all of it
-// inside the network namespace NetNS, so that no traffic leaves the machine.
+// runc and the CNI plugins from Debian, locally built images, a container
+// registry (distribution v3, bin/registry) on RegistryAddr that containerd
+// pulls from over plain HTTP, and all of it inside the network namespace
+// NetNS, so that no traffic leaves the machine. The Node.js bases are
+// pushed to the registry at up (BaseImages); test/framework/apps layers
+// the apps of test/testdata/apps on them.
 //
 // Everything the cluster writes lives in one directory (Dir), except what
 // the kubelet and containerd put machine-wide; Down undoes that too, from
