@@ -1,6 +1,7 @@
 package appimage
 
 import (
+	"compress/gzip"
 	"io"
 	"io/fs"
 	"log"
@@ -451,6 +452,54 @@ func TestLayerReproducible(t *testing.T) {
 	}
 	if es[0].Mode != fs.ModeDir|0o755 {
 		t.Errorf("/app mode %v, want a 0755 directory", es[0].Mode)
+	}
+}
+
+// TestCachedLayer checks that a cached layer is compressed once, and reads
+// back as its tar.
+func TestCachedLayer(t *testing.T) {
+	dir := t.TempDir()
+	entries := []Entry{File("/usr/local/bin/node", 0o755, []byte(strings.Repeat("node", 1000)))}
+	first, err := CachedLayer(entries, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.gz"))
+	if len(files) != 1 {
+		t.Fatalf("cache holds %q, want one .gz", files)
+	}
+	info, _ := os.Stat(files[0])
+	second, err := CachedLayer(entries, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := os.Stat(files[0])
+	d1, _ := first.Digest()
+	d2, _ := second.Digest()
+	if d1 != d2 || !info.ModTime().Equal(again.ModTime()) {
+		t.Errorf("digests %s, %s; the file was rewritten: %v", d1, d2, !info.ModTime().Equal(again.ModTime()))
+	}
+	plain, err := Layer(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id1, _ := first.DiffID()
+	id2, _ := plain.DiffID()
+	if id1 != id2 {
+		t.Errorf("diff ID %s, Layer's %s", id1, id2)
+	}
+	rc, err := first.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := readTar(zr)
+	if err != nil || len(es) != 4 || string(es[3].Data) != strings.Repeat("node", 1000) {
+		t.Errorf("the compressed file reads back as %d entries (%v)", len(es), err)
 	}
 }
 

@@ -10,6 +10,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
+// transport talks to the registry directly, whatever proxy the
+// environment names: the cluster's registry is on this machine.
+var transport = func() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	return t
+}()
+
 // Push pushes img to ref (registry/repository:tag) over plain HTTP, without
 // auth, as the cluster's registry serves it. Blobs the registry has are not
 // uploaded again.
@@ -18,7 +26,7 @@ func Push(img v1.Image, ref string) error {
 	if err != nil {
 		return err
 	}
-	if err := remote.Write(r, img, remote.WithTransport(http.DefaultTransport)); err != nil {
+	if err := remote.Write(r, img, remote.WithTransport(transport)); err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 	return nil
@@ -31,7 +39,7 @@ func Pull(ref string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := remote.Image(r, remote.WithTransport(http.DefaultTransport))
+	img, err := remote.Image(r, remote.WithTransport(transport))
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
@@ -69,7 +77,7 @@ func PushContent(img v1.Image, repo string) (ref string, pushed bool, err error)
 	if err != nil {
 		return "", false, err
 	}
-	if desc, err := remote.Head(r, remote.WithTransport(http.DefaultTransport)); err == nil && desc.Digest == want {
+	if desc, err := remote.Head(r, remote.WithTransport(transport)); err == nil && desc.Digest == want {
 		return ref, false, nil
 	}
 	return ref, true, Push(img, ref)

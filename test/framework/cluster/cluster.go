@@ -295,7 +295,7 @@ func (c *Cluster) startRegistry() error {
 		c.bin("registry"), "serve", filepath.Join(c.Dir, "etc", "registry.yml")); err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{}}
 	return c.waitFor("registry", 30*time.Second, func() error {
 		resp, err := client.Get("http://" + RegistryAddr + "/v2/")
 		if err != nil {

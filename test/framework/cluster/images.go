@@ -82,12 +82,14 @@ type layerSpec struct {
 }
 
 // newImage is an image of layers with config cfg, for linux/amd64, made
-// at appimage.Epoch so that the same files make the same digest.
+// at appimage.Epoch so that the same files make the same digest. Layers
+// are compressed once and kept in the appimage cache (layers/, by diff ID).
 func newImage(cfg v1.Config, layers ...layerSpec) (v1.Image, error) {
 	img := v1.Image(empty.Image)
 	var history []v1.History
+	cache := filepath.Join(appimage.DefaultCacheDir(), "layers")
 	for _, ls := range layers {
-		l, err := appimage.Layer(ls.entries)
+		l, err := appimage.CachedLayer(ls.entries, cache)
 		if err != nil {
 			return nil, err
 		}
