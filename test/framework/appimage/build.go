@@ -31,6 +31,11 @@
 // Images are reproducible: files are written in path order with the time
 // Epoch and modes normalized (0644, or 0755 when executable, directories
 // 0755), so an unchanged directory makes the same digest.
+//
+// The cache (DefaultCacheDir, kept across clusters; delete it to start
+// cold) holds npm-ci/<key>.tar (what each RUN npm ci added), npm/ (npm's
+// own download cache), base/<digest>.json (the directories and users of a
+// base image) and layers/<diff ID>.gz (CachedLayer).
 package appimage
 
 import (
