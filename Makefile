@@ -130,7 +130,8 @@ cluster-tools: tools
 cluster-up: cluster-tools
 	$(CLUSTER) up
 
-## cluster-images: rebuild the images and import them into the running cluster.
+## cluster-images: rebuild the images, import them into the running cluster and push
+## the Node.js bases (node:20, distroless) to its registry (10.201.0.2:5000).
 .PHONY: cluster-images
 cluster-images:
 	$(CLUSTER) images
@@ -140,14 +141,15 @@ cluster-images:
 cluster-down:
 	$(CLUSTER) down
 
-## test-cluster: cluster-up, helm install + certs, the TestCluster* e2e tests on real pods, cluster-down always
+## test-cluster: cluster-up, helm install + certs, the TestCluster* e2e tests on real pods
+## (TestClusterAppImages builds test/testdata/apps and pulls them from the registry), cluster-down always
 ## (on a failure, the pods and the tail of every daemon's log are printed first).
 .PHONY: test-cluster
 test-cluster: cluster-tools
 	@dir=$${AETHER_CLUSTER_DIR:-/tmp/aether-cluster}; status=0; start=$$SECONDS; \
 	$(CLUSTER) up && $(CLUSTER) install && \
 	AETHER_CLUSTER_KUBECONFIG=$$dir/kubeconfig \
-	  go test ./test/e2e/realcluster -run '^TestCluster' -count=1 -v -timeout 15m || status=$$?; \
+	  go test ./test/e2e/realcluster -run '^TestCluster' -count=1 -v -timeout 20m || status=$$?; \
 	if [ $$status != 0 ] && [ -d $$dir/logs ]; then \
 	  $(BIN)/kubectl --kubeconfig $$dir/kubeconfig get pods -A -o wide; \
 	  tail -n 30 $$dir/logs/*.log; \

@@ -3,7 +3,8 @@
 //	cluster check    say whether this machine can run it, and why not
 //	                 (exit status 1); changes nothing
 //	cluster up       bring it up, or reuse the running one
-//	cluster images   rebuild the images and import them into the running cluster
+//	cluster images   rebuild the images, import them into the running cluster
+//	                 and push the Node.js bases to its registry
 //	cluster install  install the product as a user would: helm install with
 //	                 certManager.enabled=false, then go run ./certs
 //	cluster down     stop it and undo every host change; fails if the host
@@ -47,10 +48,12 @@ func main() {
 		if !c.Running() {
 			err = fmt.Errorf("no cluster runs in %s: run make cluster-up first", dir)
 		} else if tars, err = c.BuildImages(); err == nil {
-			err = c.ImportImages(tars)
+			if err = c.ImportImages(tars); err == nil {
+				err = c.PushBases()
+			}
 		}
 		if err == nil {
-			fmt.Printf("images built and imported in %.1fs\n", time.Since(start).Seconds())
+			fmt.Printf("images built and imported, bases pushed to %s in %.1fs\n", cluster.RegistryAddr, time.Since(start).Seconds())
 		}
 	case "install":
 		err = c.Install()

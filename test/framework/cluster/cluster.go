@@ -3,8 +3,12 @@
 // make cluster-down), as measured in ../shared/REAL-CLUSTER.md: etcd,
 // kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and
 // kube-proxy v1.37.2 from bin/ (hack/build-tools.sh cluster), containerd,
-// runc and the CNI plugins from Debian, locally built images, and all of it
-// inside the network namespace NetNS, so that no traffic leaves the machine.
+// runc and the CNI plugins from Debian, locally built images, a container
+// registry (distribution v3, bin/registry) on RegistryAddr that containerd
+// pulls from over plain HTTP, and all of it inside the network namespace
+// NetNS, so that no traffic leaves the machine. The Node.js bases are
+// pushed to the registry at up (BaseImages); test/framework/apps layers
+// the apps of test/testdata/apps on them.
 //
 // Everything the cluster writes lives in one directory (Dir), except what
 // the kubelet and containerd put machine-wide; Down undoes that too, from
@@ -26,6 +30,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // DefaultDir is the cluster's directory unless AETHER_CLUSTER_DIR says
@@ -58,6 +64,9 @@ type Cluster struct {
 	Repo string
 	// Out receives one line per phase, with its duration.
 	Out io.Writer
+
+	// bases are the images BuildImages built for PushBases.
+	bases map[string]v1.Image
 }
 
 // Kubeconfig is the admin kubeconfig for the root namespace, which reaches
@@ -88,8 +97,9 @@ func (c *Cluster) phase(name string, f func() error) error {
 }
 
 // components are the daemons in start order; down stops them in the
-// order of REAL-CLUSTER.md: node agents first, containerd last.
-var components = []string{"containerd", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"}
+// order of REAL-CLUSTER.md: node agents first, then the registry, containerd
+// last.
+var components = []string{"containerd", "registry", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"}
 
 // Running reports whether a cluster of this directory is up: every daemon
 // alive and the API server ready.
@@ -163,7 +173,7 @@ func (c *Cluster) Up() error {
 	if netnsExists() || linkExists(hostVeth) {
 		return fmt.Errorf("network namespace %s or link %s exists but the cluster of %s is not running: run make cluster-down first", NetNS, hostVeth, c.Dir)
 	}
-	for _, p := range []string{"containerd", "etcd", "kube-apiserver", "kubelet"} {
+	for _, p := range []string{"containerd", "registry", "etcd", "kube-apiserver", "kubelet"} {
 		if d, ok := c.daemon(p); ok {
 			return fmt.Errorf("%s (pid %d) of a previous cluster still runs: run make cluster-down first", p, d.PID)
 		}
@@ -179,6 +189,7 @@ func (c *Cluster) Up() error {
 		{"network namespace " + NetNS, setupNetwork},
 		{"certificates and configs", c.prepare},
 		{"containerd", c.startContainerd},
+		{"registry " + RegistryAddr, c.startRegistry},
 		{"images (build and import)", func() error {
 			tars, err := c.BuildImages()
 			if err != nil {
@@ -186,6 +197,7 @@ func (c *Cluster) Up() error {
 			}
 			return c.ImportImages(tars)
 		}},
+		{"push node:20, distroless to the registry", c.PushBases},
 		{"etcd and kube-apiserver ready", c.startControlPlane},
 		{"controller-manager, scheduler", c.startControllers},
 		{"kubelet, kube-proxy: node Ready", c.startNode},
@@ -244,7 +256,7 @@ func apt(args ...string) error {
 }
 
 func (c *Cluster) checkBinaries() error {
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "helm"} {
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "helm", "registry"} {
 		if _, err := os.Stat(c.bin(b)); err != nil {
 			return fmt.Errorf("bin/%s is missing: run make tools && hack/build-tools.sh cluster", b)
 		}
@@ -254,7 +266,7 @@ func (c *Cluster) checkBinaries() error {
 
 // prepare makes the directory tree, the PKI and every config.
 func (c *Cluster) prepare() error {
-	for _, d := range []string{"logs", "run", "etc", "pki", "etcd", "kubelet", "pod-logs", "cni/net.d", "cni/ipam", "containerd", "runc", "images"} {
+	for _, d := range []string{"logs", "run", "etc", "pki", "etcd", "kubelet", "pod-logs", "cni/net.d", "cni/ipam", "containerd", "runc", "images", "registry", "containerd/certs.d/" + RegistryAddr} {
 		if err := os.MkdirAll(filepath.Join(c.Dir, d), 0o755); err != nil {
 			return err
 		}
@@ -271,6 +283,29 @@ func (c *Cluster) startContainerd() error {
 	}
 	return c.waitFor("containerd", 30*time.Second, func() error {
 		return run("ctr", "-a", c.containerdSock(), "version")
+	})
+}
+
+// startRegistry starts the registry on RegistryAddr inside the namespace
+// and waits for its /v2/ from the root namespace. OTEL_TRACES_EXPORTER=none:
+// the registry would otherwise export traces to an OTLP collector on
+// loopback that is not there.
+func (c *Cluster) startRegistry() error {
+	if err := c.startDaemonEnv("registry", []string{"OTEL_TRACES_EXPORTER=none"},
+		c.bin("registry"), "serve", filepath.Join(c.Dir, "etc", "registry.yml")); err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{}}
+	return c.waitFor("registry", 30*time.Second, func() error {
+		resp, err := client.Get("http://" + RegistryAddr + "/v2/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /v2/: %s", resp.Status)
+		}
+		return nil
 	})
 }
 

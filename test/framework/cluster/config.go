@@ -45,6 +45,45 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{{dir}}/cni/net.d"
+
+  # Registry hosts as containerd 1.6 reads them (hosts.toml per host, see
+  # registryHosts); the older registry.mirrors table cannot be set with it.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{{dir}}/containerd/certs.d"
+`
+
+// registryHosts is containerd's hosts.toml for RegistryAddr: pull and
+// resolve over plain HTTP from the cluster's registry.
+const registryHosts = `server = "http://` + RegistryAddr + `"
+
+[host."http://` + RegistryAddr + `"]
+  capabilities = ["pull", "resolve"]
+`
+
+// registryConfig is the distribution registry's: the filesystem driver
+// under the cluster directory, plain HTTP on RegistryAddr, no auth, an
+// access log line per request (in logs/registry.log).
+const registryConfig = `version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: {{dir}}/registry
+  delete:
+    enabled: true
+  redirect:
+    disable: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: ` + RegistryAddr + `
+health:
+  storagedriver:
+    enabled: false
 `
 
 // cniConfig is required even for hostNetwork pods: without a conflist the
@@ -135,6 +174,8 @@ func (c *Cluster) writeConfigs() error {
 		"etc/kubelet.yaml":             expand(kubeletConfig),
 		"etc/kube-proxy.yaml":          expand(kubeProxyConfig),
 		"etc/resolv.conf":              nil,
+		"etc/registry.yml":             expand(registryConfig),
+		"containerd/certs.d/" + RegistryAddr + "/hosts.toml": []byte(registryHosts),
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(c.Dir, name), b, 0o644); err != nil {

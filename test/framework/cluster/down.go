@@ -36,8 +36,8 @@ func (c *Cluster) Down() error {
 	total := time.Now()
 	step("stop kube-proxy, kubelet", func() []error { return c.stopDaemons("kube-proxy", "kubelet") })
 	step("kill containers (ctr)", c.killContainers)
-	step("stop control plane, containerd", func() []error {
-		return c.stopDaemons("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd", "containerd")
+	step("stop control plane, registry, containerd", func() []error {
+		return c.stopDaemons("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd", "registry", "containerd")
 	})
 	step("stray shims and container processes", c.killStrays)
 	step("unmount "+c.Dir, func() []error {

@@ -1,155 +1,113 @@
 package cluster
 
 import (
-	"archive/tar"
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/aether-dev/aether-devhot/test/framework/appimage"
 )
 
-// The images the cluster runs. There is no registry: each is written as a
-// docker-archive tarball and imported into containerd's k8s.io namespace,
-// and pods never pull them (a non-latest tag, or imagePullPolicy Never).
+// The images the cluster runs, built with go-containerregistry from this
+// machine's files. Three are written as docker-archive tarballs and
+// imported into containerd's k8s.io namespace, and pods never pull them (a
+// non-latest tag, or imagePullPolicy Never); the two Node.js bases are also
+// pushed to the cluster's registry (RegistryAddr), where the app images of
+// test/framework/apps are layered on them and pulled from by pods.
 const (
 	// PauseImage is the sandbox image containerd's sandbox_image names.
 	PauseImage = "docker.io/aether/pause:1"
-	// NodeImage is node:20, made of the machine's node binary.
+	// NodeImage is node:20, made of the machine's node and npm, laid out
+	// as the official image is.
 	NodeImage = "docker.io/library/node:20"
 	// ProjectImage is the chart's image, as `make docker-build` would tag it.
 	ProjectImage = "docker.io/library/aether-devhot:dev"
+	// DistrolessImage is the distroless Node.js base as Dockerfiles name it:
+	// node at /nodejs/bin/node, no shell, no npm.
+	DistrolessImage = "gcr.io/distroless/nodejs20-debian12"
+
+	// RegistryNodeImage is NodeImage in the cluster's registry.
+	RegistryNodeImage = RegistryAddr + "/library/node:20"
+	// RegistryDistrolessImage is DistrolessImage in the cluster's registry.
+	RegistryDistrolessImage = RegistryAddr + "/distroless/nodejs20-debian12:latest"
 )
 
-// imageFile is one file of an image's only layer.
-type imageFile struct {
-	path string // in the image, absolute
-	mode int64
-	uid  int
-	data []byte
-	dir  bool
+// BaseImages maps the names a Dockerfile's FROM may use for the two bases
+// to their references in the cluster's registry.
+var BaseImages = map[string]string{
+	"node:20":                   RegistryNodeImage,
+	NodeImage:                   RegistryNodeImage,
+	DistrolessImage:             RegistryDistrolessImage,
+	DistrolessImage + ":latest": RegistryDistrolessImage,
 }
 
-// imageSpec is an image to write: its files and its runtime config.
-type imageSpec struct {
-	ref        string
-	files      []imageFile
-	entrypoint []string
-	cmd        []string
-	user       string
-	env        []string
-	workdir    string
+// Paths of the machine's files in the images.
+const (
+	hostNpm    = "/usr/lib/node_modules/npm"
+	passwdNode = "root:x:0:0:root:/root:/bin/bash\nnode:x:1000:1000::/home/node:/bin/bash\n"
+	groupNode  = "root:x:0:\nnode:x:1000:\n"
+	// pathEnv is the official images' PATH.
+	pathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
+
+// dockerEntrypoint behaves as the official node image's: prepend node when
+// the first argument is a flag or not a command (or a non-executable file),
+// then exec.
+const dockerEntrypoint = `#!/bin/sh
+set -e
+# Run the command with node if the first argument is a flag, is not a command,
+# or is a file that is not executable (node:20's docker-entrypoint.sh).
+if [ "${1#-}" != "${1}" ] || [ -z "$(command -v "${1}")" ] || { [ -f "${1}" ] && ! [ -x "${1}" ]; }; then
+  set -- node "$@"
+fi
+exec "$@"
+`
+
+// layerSpec is one layer of an image, and what made it (its history).
+type layerSpec struct {
+	createdBy string
+	entries   []appimage.Entry
 }
 
-// writeDockerArchive writes spec as a docker-archive tarball with one layer:
-// manifest.json, the config named by its sha256, and <diffid>/layer.tar,
-// which is what `ctr images import` reads.
-func writeDockerArchive(out string, spec imageSpec) error {
-	layer, err := layerTar(spec.files)
-	if err != nil {
-		return err
-	}
-	layerSum := sha256.Sum256(layer)
-	diffID := hex.EncodeToString(layerSum[:])
-	config, err := json.Marshal(map[string]any{
-		"architecture": "amd64",
-		"os":           "linux",
-		"config": map[string]any{
-			"Entrypoint": spec.entrypoint,
-			"Cmd":        spec.cmd,
-			"User":       spec.user,
-			"Env":        spec.env,
-			"WorkingDir": spec.workdir,
-		},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + diffID}},
-	})
-	if err != nil {
-		return err
-	}
-	configSum := sha256.Sum256(config)
-	configName := hex.EncodeToString(configSum[:]) + ".json"
-	manifest, err := json.Marshal([]map[string]any{{
-		"Config":   configName,
-		"RepoTags": []string{spec.ref},
-		"Layers":   []string{diffID + "/layer.tar"},
-	}})
-	if err != nil {
-		return err
-	}
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(f)
-	for _, e := range []struct {
-		name string
-		data []byte
-	}{{configName, config}, {diffID + "/layer.tar", layer}, {"manifest.json", manifest}} {
-		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data))}); err != nil {
-			f.Close()
-			return err
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// layerTar writes files, and every parent directory they need, as a tar.
-func layerTar(files []imageFile) ([]byte, error) {
-	entries := map[string]imageFile{}
-	for _, f := range files {
-		entries[f.path] = f
-		for d := path.Dir(f.path); d != "/"; d = path.Dir(d) {
-			if _, ok := entries[d]; !ok {
-				entries[d] = imageFile{path: d, mode: 0o755, dir: true}
-			}
-		}
-	}
-	names := make([]string, 0, len(entries))
-	for n := range entries {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, n := range names {
-		f := entries[n]
-		h := &tar.Header{Name: strings.TrimPrefix(n, "/"), Mode: f.mode, Uid: f.uid, Gid: f.uid, Typeflag: tar.TypeReg, Size: int64(len(f.data))}
-		if f.dir {
-			h.Name += "/"
-			h.Typeflag, h.Size = tar.TypeDir, 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
+// newImage is an image of layers with config cfg, for linux/amd64, made
+// at appimage.Epoch so that the same files make the same digest. Layers
+// are compressed once and kept in the appimage cache (layers/, by diff ID).
+func newImage(cfg v1.Config, layers ...layerSpec) (v1.Image, error) {
+	img := v1.Image(empty.Image)
+	var history []v1.History
+	cache := filepath.Join(appimage.DefaultCacheDir(), "layers")
+	for _, ls := range layers {
+		l, err := appimage.CachedLayer(ls.entries, cache)
+		if err != nil {
 			return nil, err
 		}
-		if _, err := tw.Write(f.data); err != nil {
+		if img, err = mutate.AppendLayers(img, l); err != nil {
 			return nil, err
 		}
+		history = append(history, v1.History{Created: v1.Time{Time: appimage.Epoch}, CreatedBy: ls.createdBy, Comment: "aether-devhot cluster"})
 	}
-	if err := tw.Close(); err != nil {
+	cf, err := img.ConfigFile()
+	if err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
-}
-
-// hostFile reads a file of the machine into an image file at the same path.
-func hostFile(p string, mode int64) (imageFile, error) {
-	b, err := os.ReadFile(p)
-	return imageFile{path: p, mode: mode, data: b}, err
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.Created = v1.Time{Time: appimage.Epoch}
+	cf.Config = cfg
+	cf.History = history
+	return mutate.ConfigFile(img, cf)
 }
 
 // goBinaries builds the module's commands pkgs statically, as the
@@ -165,114 +123,326 @@ func (c *Cluster) goBinaries(dir string, pkgs ...string) error {
 	return nil
 }
 
-// BuildImages writes the three images' tarballs into dir/images and
-// returns their paths.
+// BuildImages writes the tarballs of the three imported images (pause, the
+// project's, node:20) into Dir/images and returns their paths; it also
+// builds the two bases that PushBases pushes.
 func (c *Cluster) BuildImages() ([]string, error) {
 	dir := filepath.Join(c.Dir, "images")
 	bin := filepath.Join(dir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return nil, err
 	}
+	var bases map[string]v1.Image
+	var basesErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		bases, basesErr = buildBases()
+	}()
+	tars, err := c.buildImported(dir, bin)
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if basesErr != nil {
+		return nil, basesErr
+	}
+	c.bases = bases
+	out := filepath.Join(dir, tarName(NodeImage))
+	if err := writeImage(out, NodeImage, bases[NodeImage]); err != nil {
+		return nil, err
+	}
+	return append(tars, out), nil
+}
+
+func tarName(ref string) string {
+	return strings.NewReplacer("/", "_", ":", "_").Replace(ref) + ".tar"
+}
+
+// writeImage writes img as a docker-archive tarball tagged ref, which
+// `ctr images import` reads.
+func writeImage(out, ref string, img v1.Image) error {
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return err
+	}
+	if err := tarball.WriteToFile(out, tag, img); err != nil {
+		return fmt.Errorf("image %s: %w", ref, err)
+	}
+	return nil
+}
+
+// buildImported builds pause and the project's image from the module's
+// commands and writes their tarballs.
+func (c *Cluster) buildImported(dir, bin string) ([]string, error) {
 	if err := c.goBinaries(bin, "./hack/pause", "./cmd/webhook", "./cmd/fetcher", "./cmd/store", "./cmd/kubectl-devhot"); err != nil {
 		return nil, err
 	}
-	read := func(name, at string, uid int) (imageFile, error) {
-		b, err := os.ReadFile(filepath.Join(bin, name))
-		return imageFile{path: at, mode: 0o755, uid: uid, data: b}, err
+	read := func(name, at string) (appimage.Entry, error) {
+		return appimage.HostFile(filepath.Join(bin, name), at)
 	}
-
-	pause, err := read("pause", "/pause", 0)
+	pause, err := read("pause", "/pause")
 	if err != nil {
 		return nil, err
 	}
-	project := []imageFile{
-		{path: "/etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")},
-		{path: "/etc/group", mode: 0o644, data: []byte("root:x:0:\nnonroot:x:65532:\n")},
-		{path: "/home/nonroot", mode: 0o700, uid: 65532, dir: true},
-		{path: "/tmp", mode: 0o1777, dir: true},
+	base := []appimage.Entry{
+		appimage.File("/etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")),
+		appimage.File("/etc/group", 0o644, []byte("root:x:0:\nnonroot:x:65532:\n")),
+		appimage.Dir("/home/nonroot", 0o700, 65532, 65532),
+		appimage.Dir("/tmp", 0o777|fs.ModeSticky, 0, 0),
 	}
-	ca, err := hostFile("/etc/ssl/certs/ca-certificates.crt", 0o644)
+	ca, err := appimage.HostFile("/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs/ca-certificates.crt")
 	if err != nil {
 		return nil, fmt.Errorf("the project image's CA bundle: %w", err)
 	}
-	project = append(project, ca)
+	base = append(base, ca)
+	var binaries []appimage.Entry
 	for _, b := range []string{"webhook", "fetcher", "store", "kubectl-devhot"} {
-		f, err := read(b, "/"+b, 0)
+		f, err := read(b, "/"+b)
 		if err != nil {
 			return nil, err
 		}
-		project = append(project, f)
+		binaries = append(binaries, f)
 	}
-	node, err := nodeFiles()
+	pauseImg, err := newImage(v1.Config{Entrypoint: []string{"/pause"}},
+		layerSpec{"COPY pause /pause", []appimage.Entry{pause}})
 	if err != nil {
 		return nil, err
 	}
-
-	specs := []imageSpec{
-		{ref: PauseImage, files: []imageFile{pause}, entrypoint: []string{"/pause"}},
-		{ref: ProjectImage, files: project, entrypoint: []string{"/webhook"}, user: "65532:65532",
-			env: []string{"PATH=/", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}},
-		{ref: NodeImage, files: node, cmd: []string{"node"}, workdir: "/",
-			env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "NODE_VERSION=20"}},
+	project, err := newImage(v1.Config{Entrypoint: []string{"/webhook"}, User: "65532:65532",
+		Env: []string{"PATH=/", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}},
+		layerSpec{"distroless-style static base", base},
+		layerSpec{"COPY webhook fetcher store kubectl-devhot /", binaries})
+	if err != nil {
+		return nil, err
 	}
 	var tars []string
-	for _, s := range specs {
-		out := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(s.ref)+".tar")
-		if err := writeDockerArchive(out, s); err != nil {
-			return nil, fmt.Errorf("image %s: %w", s.ref, err)
+	for ref, img := range map[string]v1.Image{PauseImage: pauseImg, ProjectImage: project} {
+		out := filepath.Join(dir, tarName(ref))
+		if err := writeImage(out, ref, img); err != nil {
+			return nil, err
 		}
 		tars = append(tars, out)
 	}
 	return tars, nil
 }
 
-var lddPath = regexp.MustCompile(`(/\S+) \(0x`)
+// BuildBases builds node:20 and the distroless base from the machine's
+// node (and npm, sh, env for node:20), keyed by the names of BaseImages;
+// they are the images the cluster pushes, without a cluster.
+func BuildBases() (map[string]v1.Image, error) {
+	bases, err := buildBases()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]v1.Image{}
+	for name, ref := range BaseImages {
+		if ref == RegistryNodeImage {
+			out[name] = bases[NodeImage]
+		} else {
+			out[name] = bases[DistrolessImage]
+		}
+	}
+	return out, nil
+}
 
-// nodeFiles is the node:20 image's content: the machine's node binary at
-// /usr/local/bin/node, as in the official image, and the libraries ldd
-// lists, at the paths the loader looks for them.
-func nodeFiles() ([]imageFile, error) {
+// buildBases builds node:20 and the distroless base, keyed by NodeImage
+// and DistrolessImage.
+func buildBases() (map[string]v1.Image, error) {
 	nodeBin, err := exec.LookPath("node")
 	if err != nil {
 		return nil, fmt.Errorf("node:20 is made of the machine's node: %w", err)
 	}
-	nodeBin, err = filepath.EvalSymlinks(nodeBin)
+	if nodeBin, err = filepath.EvalSymlinks(nodeBin); err != nil {
+		return nil, err
+	}
+	version, err := exec.Command(nodeBin, "--version").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --version: %w", nodeBin, err)
+	}
+	nodeVersion := strings.TrimPrefix(strings.TrimSpace(string(version)), "v")
+
+	// node:20: a Debian-like root (merged /usr, sh, env, the libraries,
+	// users root and node), node, npm, and the entrypoint, as separate
+	// layers like the official image's.
+	root, err := hostFiles("/bin/sh", "/usr/bin/env")
 	if err != nil {
 		return nil, err
 	}
-	out, err := exec.Command("ldd", nodeBin).Output()
-	if err != nil {
-		return nil, fmt.Errorf("ldd %s: %w", nodeBin, err)
-	}
-	node, err := hostFile(nodeBin, 0o755)
+	libs, err := libraries(nodeBin, "/bin/sh", "/usr/bin/env")
 	if err != nil {
 		return nil, err
 	}
-	node.path = "/usr/local/bin/node"
-	files := []imageFile{node,
-		{path: "/etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/bin/false\nnode:x:1000:1000::/home/node:/bin/false\n")},
-		{path: "/etc/group", mode: 0o644, data: []byte("root:x:0:\nnode:x:1000:\n")},
-		{path: "/home/node", mode: 0o755, uid: 1000, dir: true},
-		{path: "/tmp", mode: 0o1777, dir: true},
+	root = append(root, libs...)
+	root = append(root, mergedUsr()...)
+	root = append(root,
+		appimage.File("/etc/passwd", 0o644, []byte(passwdNode)),
+		appimage.File("/etc/group", 0o644, []byte(groupNode)),
+		appimage.Dir("/root", 0o700, 0, 0),
+		appimage.Dir("/home/node", 0o755, 1000, 1000),
+		appimage.Dir("/tmp", 0o777|fs.ModeSticky, 0, 0),
+		appimage.Dir("/usr/local/sbin", 0o755, 0, 0),
+	)
+	node, err := appimage.HostFile(nodeBin, "/usr/local/bin/node")
+	if err != nil {
+		return nil, err
 	}
-	for _, m := range lddPath.FindAllStringSubmatch(string(out), -1) {
-		real, err := filepath.EvalSymlinks(m[1])
-		if err != nil {
-			return nil, err
-		}
-		b, err := os.ReadFile(real)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, imageFile{path: m[1], mode: 0o755, data: b})
+	npm, err := appimage.HostTree(hostNpm, "/usr/local/lib/node_modules/npm")
+	if err != nil {
+		return nil, fmt.Errorf("node:20's npm is the machine's %s: %w", hostNpm, err)
 	}
-	return files, nil
+	npm = append(npm,
+		appimage.Symlink("/usr/local/bin/npm", "../lib/node_modules/npm/bin/npm-cli.js"),
+		appimage.Symlink("/usr/local/bin/npx", "../lib/node_modules/npm/bin/npx-cli.js"))
+	nodeImg, err := newImage(v1.Config{
+		Entrypoint: []string{"docker-entrypoint.sh"},
+		Cmd:        []string{"node"},
+		Env:        []string{pathEnv, "NODE_VERSION=" + nodeVersion},
+	},
+		layerSpec{"debian:bookworm-slim: sh, env, the C and C++ runtime, users root and node", root},
+		layerSpec{"node " + nodeVersion + " at /usr/local/bin/node", []appimage.Entry{node}},
+		layerSpec{"npm at /usr/local/lib/node_modules/npm, /usr/local/bin/npm and npx", npm},
+		layerSpec{"COPY docker-entrypoint.sh /usr/local/bin/", []appimage.Entry{appimage.File("/usr/local/bin/docker-entrypoint.sh", 0o755, []byte(dockerEntrypoint))}},
+	)
+	if err != nil {
+		return nil, fmt.Errorf("node:20: %w", err)
+	}
+
+	// distroless: the libraries node needs, users root and nonroot, and
+	// node at /nodejs/bin/node; no shell, no npm, no NODE_VERSION.
+	dlibs, err := libraries(nodeBin)
+	if err != nil {
+		return nil, err
+	}
+	dbase := append(dlibs, mergedUsr()...)
+	dbase = append(dbase,
+		appimage.File("/etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")),
+		appimage.File("/etc/group", 0o644, []byte("root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n")),
+		appimage.Dir("/root", 0o700, 0, 0),
+		appimage.Dir("/home/nonroot", 0o700, 65532, 65532),
+		appimage.Dir("/tmp", 0o777|fs.ModeSticky, 0, 0),
+	)
+	if ca, err := appimage.HostFile("/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs/ca-certificates.crt"); err == nil {
+		dbase = append(dbase, ca)
+	}
+	dnode, err := appimage.HostFile(nodeBin, "/nodejs/bin/node")
+	if err != nil {
+		return nil, err
+	}
+	distroless, err := newImage(v1.Config{
+		Entrypoint: []string{"/nodejs/bin/node"},
+		Env:        []string{pathEnv, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"},
+	},
+		layerSpec{"distroless base-debian12: the C and C++ runtime, users root and nonroot", dbase},
+		layerSpec{"node " + nodeVersion + " at /nodejs/bin/node", []appimage.Entry{dnode}},
+	)
+	if err != nil {
+		return nil, fmt.Errorf("distroless: %w", err)
+	}
+	return map[string]v1.Image{NodeImage: nodeImg, DistrolessImage: distroless}, nil
+}
+
+// mergedUsr are Debian 12's top-level symlinks into /usr.
+func mergedUsr() []appimage.Entry {
+	return []appimage.Entry{
+		appimage.Symlink("/bin", "usr/bin"), appimage.Symlink("/sbin", "usr/sbin"),
+		appimage.Symlink("/lib", "usr/lib"), appimage.Symlink("/lib64", "usr/lib64"),
+	}
+}
+
+var lddPath = regexp.MustCompile(`(/\S+) \(0x`)
+
+// libraries are the shared libraries ldd lists for bins, with the
+// machine's symlinks on the way to each.
+func libraries(bins ...string) ([]appimage.Entry, error) {
+	var paths []string
+	for _, b := range bins {
+		out, err := exec.Command("ldd", b).Output()
+		if err != nil {
+			return nil, fmt.Errorf("ldd %s: %w", b, err)
+		}
+		for _, m := range lddPath.FindAllStringSubmatch(string(out), -1) {
+			paths = append(paths, m[1])
+		}
+	}
+	return hostFiles(paths...)
+}
+
+// hostFiles copies the machine's files at paths into entries at the same
+// paths: every symlink on the way (a directory's, such as /lib -> usr/lib,
+// or the file's own) becomes the same symlink, and the file lands at its
+// real path. The top-level merged-/usr symlinks are left to mergedUsr.
+func hostFiles(paths ...string) ([]appimage.Entry, error) {
+	seen := map[string]bool{}
+	var out []appimage.Entry
+	for _, p := range paths {
+		for hops := 0; ; hops++ {
+			if hops > 16 {
+				return nil, fmt.Errorf("%s: too many symlinks", p)
+			}
+			dir, err := filepath.EvalSymlinks(path.Dir(p))
+			if err != nil {
+				return nil, err
+			}
+			p = path.Join(dir, path.Base(p))
+			if seen[p] {
+				break
+			}
+			seen[p] = true
+			st, err := os.Lstat(p)
+			if err != nil {
+				return nil, err
+			}
+			if st.Mode()&fs.ModeSymlink == 0 {
+				f, err := appimage.HostFile(p, p)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, f)
+				break
+			}
+			target, err := os.Readlink(p)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, appimage.Symlink(p, target))
+			if !path.IsAbs(target) {
+				target = path.Join(path.Dir(p), target)
+			}
+			p = target
+		}
+	}
+	return out, nil
 }
 
 // ImportImages imports the tarballs into containerd's k8s.io namespace.
 func (c *Cluster) ImportImages(tars []string) error {
 	for _, t := range tars {
 		if err := run("ctr", "-a", c.containerdSock(), "-n", "k8s.io", "images", "import", t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PushBases pushes node:20 and the distroless base to the cluster's
+// registry, as RegistryNodeImage and RegistryDistrolessImage (building
+// them unless BuildImages did).
+func (c *Cluster) PushBases() error {
+	bases := c.bases
+	if bases == nil {
+		var err error
+		if bases, err = buildBases(); err != nil {
+			return err
+		}
+	}
+	errs := make(chan error, 2)
+	for ref, img := range map[string]v1.Image{RegistryNodeImage: bases[NodeImage], RegistryDistrolessImage: bases[DistrolessImage]} {
+		go func() { errs <- appimage.Push(img, ref) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
 			return err
 		}
 	}

@@ -29,6 +29,11 @@ const (
 	APIServiceIP = "10.96.0.1"
 	// APIPort is the API server's secure port.
 	APIPort = 6443
+	// RegistryAddr is the cluster's container registry (plain HTTP, no
+	// auth) on the node's address: containerd pulls from it, and pods and
+	// processes in the root namespace reach it too. Images in it are named
+	// RegistryAddr/<repository>:<tag>.
+	RegistryAddr = NodeAddr + ":5000"
 
 	hostVeth = "aether-veth0"
 	nodeVeth = "aether-veth1"

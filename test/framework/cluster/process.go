@@ -24,6 +24,11 @@ type daemon struct {
 // and hide the cgroups from the kubelet and runc), and records it in
 // run/name.pid so that down can stop it from another process.
 func (c *Cluster) startDaemon(name string, args ...string) error {
+	return c.startDaemonEnv(name, nil, args...)
+}
+
+// startDaemonEnv is startDaemon with env added to this process's.
+func (c *Cluster) startDaemonEnv(name string, env []string, args ...string) error {
 	log, err := os.OpenFile(filepath.Join(c.Dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -33,6 +38,9 @@ func (c *Cluster) startDaemon(name string, args ...string) error {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Dir = c.Dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
