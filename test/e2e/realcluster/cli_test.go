@@ -3,7 +3,6 @@ package realcluster
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -27,21 +26,10 @@ var pushedLine = regexp.MustCompile(`deployment\.apps/hello: (sha256:[0-9a-f]{64
 func TestClusterKubectlDevhot(t *testing.T) {
 	kubeconfig := clusterKubeconfig(t)
 	k := clusterNamespace(t, kubeconfig, true)
-	system := &clusterNS{kubeconfig: kubeconfig, ns: webhookNamespace}
-	plugin, err := controlplane.GoBuild(t.TempDir(), "./cmd/kubectl-devhot")
-	if err != nil {
-		t.Fatal(err)
-	}
-	storeIP := system.kubectl(t, "", "get", "service", "aether-devhot-store", "-o", "jsonpath={.spec.clusterIP}")
+	storeIP := storeClusterIP(t, kubeconfig)
 	devhot := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(plugin, append([]string{"--kubeconfig", kubeconfig, "-n", k.ns}, args...)...)
-		out, err := cmd.CombinedOutput()
-		t.Logf("kubectl devhot %s:\n%s", strings.Join(args, " "), out)
-		if err != nil {
-			t.Fatalf("kubectl devhot %s: %v", strings.Join(args, " "), err)
-		}
-		return string(out)
+		return k.devhot(t, args...)
 	}
 
 	// The sample unlabelled, with no pods: its curl image is not on this node.

@@ -1,8 +1,11 @@
 package realcluster
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
@@ -58,4 +61,51 @@ func (k *clusterNS) count(t *testing.T, prefix string, logsArgs ...string) int {
 		}
 	}
 	return n
+}
+
+// plugin is cmd/kubectl-devhot, built once for the package's tests.
+var plugin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// devhot runs kubectl devhot with args in k's cluster and namespace and
+// returns its output (stdout and stderr, where kubectl prints the
+// webhook's warnings); a failure fails t.
+func (k *clusterNS) devhot(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := k.devhotErr(t, args...)
+	if err != nil {
+		t.Fatalf("kubectl devhot %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// devhotErr is devhot that returns the failure.
+func (k *clusterNS) devhotErr(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	plugin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "aether-devhot-plugin-")
+		if err != nil {
+			plugin.err = err
+			return
+		}
+		plugin.path, plugin.err = controlplane.GoBuild(dir, "./cmd/kubectl-devhot")
+	})
+	if plugin.err != nil {
+		t.Fatal(plugin.err)
+	}
+	cmd := exec.Command(plugin.path, append([]string{"--kubeconfig", k.kubeconfig, "-n", k.ns}, args...)...)
+	out, err := cmd.CombinedOutput()
+	t.Logf("kubectl devhot %s:\n%s", strings.Join(args, " "), out)
+	return string(out), err
+}
+
+// storeClusterIP is the ClusterIP of the chart's store, which pods download
+// from: the cluster has no DNS for aether-devhot-store.aether-system.svc.
+func storeClusterIP(t *testing.T, kubeconfig string) string {
+	t.Helper()
+	system := &clusterNS{kubeconfig: kubeconfig, ns: webhookNamespace}
+	return system.kubectl(t, "", "get", "service", "aether-devhot-store", "-o", "jsonpath={.spec.clusterIP}")
 }
