@@ -53,6 +53,8 @@ type config struct {
 	tputMax              int64
 	bigMiB               int64
 	saves                int
+	starts               int
+	serviceSaves         int
 	count                int
 	skipGoTest, keep     bool
 	skipRealPods         bool
@@ -92,6 +94,8 @@ func main() {
 	flag.DurationVar(&c.tputDuration, "throughput-duration", 3*time.Second, "length of one throughput round")
 	flag.Int64Var(&c.tputMax, "throughput-max", 100000, "requests at most per throughput round")
 	flag.IntVar(&c.saves, "saves", 20, "saves for the kubectl devhot push --watch figure")
+	flag.IntVar(&c.starts, "starts", 15, "rounds of the app start figure (each starts the app three ways)")
+	flag.IntVar(&c.serviceSaves, "service-saves", 15, "saves of the real service on real pods")
 	flag.Int64Var(&c.bigMiB, "big-mib", 100, "uncompressed size of the big artifact for the RSS figure, MiB")
 	flag.IntVar(&c.count, "count", 5, "go test -count for the in-process benchmarks")
 	flag.BoolVar(&c.skipGoTest, "skip-go-test", false, "skip the go test -bench phase")
@@ -147,6 +151,11 @@ func (b *runner) run() error {
 	if !b.cfg.skipGoTest {
 		b.phase("in-process benchmarks (go test -bench)", b.goTests)
 	}
+	if b.arts, err = artifact.NewServer(); err != nil {
+		return err
+	}
+	b.cleanup = append(b.cleanup, func() { _ = b.arts.Close() })
+	b.phase("app start: shop-api plain, under dev-hot before a push, on a pushed release", b.startTime)
 
 	progress("start etcd and kube-apiserver (envtest, bin/)")
 	if b.cp, err = controlplane.Start(filepath.Join(b.dir)); err != nil {
@@ -169,10 +178,6 @@ func (b *runner) run() error {
 	}
 	b.version = "kube-apiserver " + v.GitVersion
 	b.mode = app.ModeFor(v.Major, v.Minor)
-	if b.arts, err = artifact.NewServer(); err != nil {
-		return err
-	}
-	b.cleanup = append(b.cleanup, func() { _ = b.arts.Close() })
 	mwc, err := b.savedWebhookConfig()
 	if err != nil {
 		return err
@@ -230,6 +235,7 @@ func (b *runner) realPodsPhase() {
 		defer stop()
 	}
 	b.phase("H1 on real pods: annotate → both pods answer", func() error { return b.realPods(c) })
+	b.phase("save → live for a real service (shop-api, express) on 2 real pods", func() error { return b.realService(c) })
 }
 
 // goBuild builds the package pkg of this module into out.

@@ -5,17 +5,25 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/test/framework/apps"
 	"github.com/aether-dev/aether-devhot/test/framework/cluster"
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 	"github.com/aether-dev/aether-devhot/test/framework/realpod"
 )
 
-// replicas is how many real pods of the sample the demo runs.
-const replicas = 2
+// The demo's app on real pods: an express service with its dependencies
+// in its image, started by the image's CMD (test/testdata/apps/shop-api).
+const (
+	service  = "shop-api"
+	replicas = 2
+	// message is the file the demo edits, as a developer would.
+	message = "src/message.js"
+)
 
 // runCluster is the demo on real pods of the single-node cluster of
 // test/framework/cluster. It takes the cluster down at the end if it brought it up,
@@ -25,14 +33,14 @@ func (d *demo) runCluster() (err error) {
 	out := &indented{w: os.Stdout}
 	c := &cluster.Cluster{Dir: cluster.DirFromEnv(), Repo: root, Out: out}
 
-	d.say("build kube-controller-manager, kube-scheduler, kubelet and kube-proxy into bin/ (hack/build-tools.sh cluster: 2 to 12 minutes the first time on 2 cores, then cached)")
+	d.say("build kube-controller-manager, kube-scheduler, kubelet, kube-proxy and the registry into bin/ (hack/build-tools.sh cluster: 2 to 12 minutes the first time on 2 cores, then cached)")
 	build := exec.Command(filepath.Join(root, "hack", "build-tools.sh"), "cluster")
 	build.Stdout, build.Stderr = out, out
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("hack/build-tools.sh cluster: %w", err)
 	}
 
-	d.say("bring the cluster up: containerd, etcd, kube-apiserver, controller manager, scheduler, kubelet and kube-proxy in the network namespace %s", cluster.NetNS)
+	d.say("bring the cluster up: containerd, etcd, kube-apiserver, controller manager, scheduler, kubelet, kube-proxy and a registry in the network namespace %s", cluster.NetNS)
 	reused := c.Running()
 	if err := c.Up(); err != nil {
 		return err
@@ -56,7 +64,7 @@ func (d *demo) runCluster() (err error) {
 	}
 
 	k := realpod.Kubectl{Bin: filepath.Join(root, "bin", "kubectl"), Kubeconfig: c.Kubeconfig(), Namespace: ns}
-	d.say("namespace %s, enforcing Pod Security restricted; versions 1-4 of test/testdata/app served by a pod behind the Service artifacts", ns)
+	d.say("namespace %s, enforcing Pod Security restricted", ns)
 	for _, args := range [][]string{
 		{"delete", "namespace", ns, "--ignore-not-found", "--wait"},
 		{"create", "namespace", ns},
@@ -66,95 +74,142 @@ func (d *demo) runCluster() (err error) {
 			return err
 		}
 	}
-	arts, err := realpod.ServeArtifacts(k, d.dir, 4)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("    %s ... %s (by the Service's ClusterIP: this cluster has no DNS)\n", arts.URL(1), arts.URL(4))
 
-	d.say("kubectl apply the labelled sample test/testdata/deployment.yaml, with %d replicas", replicas)
-	manifest, err := realpod.SampleManifest(replicas)
+	d.say("build the express service %s from its Dockerfile (FROM node:20, npm ci, CMD [\"node\",\"src/server.js\"]) and push it to the cluster's registry", service)
+	ref, err := apps.Push(service)
 	if err != nil {
 		return err
 	}
-	before, err := k.Run(unlabel(manifest), "apply", "--dry-run=server", "-o", "json", "-f", "-")
+	fmt.Printf("    %s\n", ref)
+
+	d.say("deploy it as its chart would, unlabelled, with %d replicas: no command, the image decides", replicas)
+	if _, err := apps.Deploy(k, service, 3*time.Minute, ref); err != nil {
+		return err
+	}
+	if _, err := k.Run("", "scale", "deployment", service, fmt.Sprintf("--replicas=%d", replicas)); err != nil {
+		return err
+	}
+	pods, err := d.answers(k, "the image's own code")
 	if err != nil {
 		return err
 	}
-	// kubectl itself, for the webhook's warnings on stderr.
-	apply := exec.Command(k.Bin, "--kubeconfig", k.Kubeconfig, "-n", ns, "apply", "-f", "-")
-	apply.Stdin = strings.NewReader(manifest)
-	applied, err := apply.CombinedOutput()
-	fmt.Print(indent(string(applied)))
+	before, err := k.Run("", "get", "deployment", service, "-o", "json")
 	if err != nil {
-		return fmt.Errorf("kubectl apply: %w", err)
+		return err
 	}
 
-	d.say("the mutation: the unlabelled sample (server dry-run) against what the webhook stored")
-	after, err := k.Run("", "get", "deployment", realpod.Deployment, "-o", "json")
+	plugin, err := controlplane.GoBuild(d.dir, "./cmd/kubectl-devhot")
 	if err != nil {
 		return err
 	}
+	storeIP, err := k.Run("", "-n", cluster.InstallNamespace, "get", "service", "aether-devhot-store", "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil {
+		return err
+	}
+	devhot := func(args ...string) (string, error) {
+		cmd := exec.Command(plugin, append([]string{"--kubeconfig", k.Kubeconfig, "-n", ns}, args...)...)
+		b, err := cmd.CombinedOutput()
+		fmt.Print(indent("$ kubectl devhot " + strings.Join(args, " ") + "\n" + string(b)))
+		if err != nil {
+			return string(b), fmt.Errorf("kubectl devhot %s: %w", strings.Join(args, " "), err)
+		}
+		return string(b), nil
+	}
+
+	d.say("kubectl devhot enable %s: the label alone; the webhook reads the image's command from the registry and says what it guessed", service)
+	if _, err := devhot("enable", service); err != nil {
+		return err
+	}
+	after, err := k.Run("", "get", "deployment", service, "-o", "json")
+	if err != nil {
+		return err
+	}
+	d.say("the mutation: the Deployment before the label against after")
 	if err := d.diff(before, after); err != nil {
 		return err
 	}
-
-	d.say("push version 1 (kubectl annotate digest + artifact-url): the kubelet starts the fetcher sidecar, then the app once version 1 is live")
-	start := time.Now()
-	pods, err := realpod.DeploySample(k, replicas, arts)
+	d.say("the rollout: the new pods run the fetcher sidecar, and the app under node --watch, still on the image's code (release zero)")
+	if pods, err = d.answers(k, "the image's code under dev-hot"); err != nil {
+		return err
+	}
+	containers, err := k.Run("", "get", "pod", pods[0].Name, "-o",
+		`jsonpath={range .spec.initContainers[*]}initContainer {.name}: restartPolicy {.restartPolicy} (a native sidecar){"\n"}{end}{range .spec.containers[*]}container {.name}: command {.command} args {.args}{"\n"}{end}`)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("    %d pods Running in %.1fs\n", len(pods), time.Since(start).Seconds())
-	containers, err := k.Run("", "get", "pod", pods[0], "-o",
-		`jsonpath={range .spec.initContainers[*]}initContainer {.name}: restartPolicy {.restartPolicy} (a native sidecar), image {.image}{"\n"}{end}{range .spec.containers[*]}container {.name}: {.command}{"\n"}{end}`)
-	if err != nil {
+	fmt.Print(indent("pod " + pods[0].Name + ":\n" + containers))
+
+	src := filepath.Join(d.dir, service)
+	if err := apps.Copy(service, src); err != nil {
 		return err
 	}
-	fmt.Print(indent("pod " + pods[0] + ":\n" + containers))
-	for _, pod := range pods {
-		a, err := k.Answer(pod)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("    pod %s answers version %d (pid %d, start #%d)\n", pod, a.Version, a.PID, a.Starts)
-	}
-
-	d.say("hot-reload versions 2, 3 and 4: annotate, while each pod asks its app every 5 ms, from inside, until it answers the new version")
+	d.say("edit %s/%s three times, and kubectl devhot push each: pack, upload through the API server to the store, annotate, wait for both pods", service, message)
 	var lat []time.Duration
-	for v := 2; v <= 4; v++ {
-		took, err := realpod.PatchAndWait(k, pods, v, arts.URL(v), arts.Versions[v].Digest, 10*time.Second)
-		if err != nil {
+	for v := 1; v <= 3; v++ {
+		msg := fmt.Sprintf("edit %d, live without a rollout", v)
+		start := time.Now()
+		if err := os.WriteFile(filepath.Join(src, message), fmt.Appendf(nil, "module.exports = %q;\n", msg), 0o644); err != nil {
 			return err
 		}
-		var each []string
-		for _, pod := range pods {
-			each = append(each, fmt.Sprintf("%s %d ms", pod, took[pod].Milliseconds()))
+		if _, err := devhot("push", service, src, "--artifact-base-url", "http://"+storeIP); err != nil {
+			return err
 		}
-		lat = append(lat, realpod.Slowest(took))
-		fmt.Printf("    version %d live in both pods in %4d ms (%s)\n", v, realpod.Slowest(took).Milliseconds(), strings.Join(each, ", "))
+		if err := retry(10*time.Second, func() error {
+			for _, p := range pods {
+				if a, err := p.Answer(); err != nil || a.Message != msg {
+					return fmt.Errorf("pod %s: %+v, %v", p.Name, a, err)
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		took := time.Since(start)
+		lat = append(lat, took)
+		fmt.Printf("    edit %d answers from both pods %d ms after the save\n", v, took.Milliseconds())
 	}
-	logs, err := k.Run("", "logs", pods[0], "-c", "aether-fetcher")
+	logs, err := k.Run("", "logs", pods[0].Name, "-c", "aether-fetcher")
 	if err != nil {
 		return err
 	}
-	fmt.Print(indent("kubectl logs " + pods[0] + " -c aether-fetcher | grep REFRESH_\n" + grep(logs, "REFRESH_")))
-	podList, err := k.Run("", "get", "pods", "-l", "app="+realpod.Deployment)
+	fmt.Print(indent("kubectl logs " + pods[0].Name + " -c aether-fetcher | grep REFRESH_\n" + grep(logs, "REFRESH_")))
+	podList, err := k.Run("", "get", "pods", "-l", "app.kubernetes.io/instance="+service)
 	if err != nil {
 		return err
 	}
-	fmt.Print(indent("kubectl get pods: the same pods; a reload restarts node inside the app container, not the container\n" + podList))
+	fmt.Print(indent("kubectl get pods: the same pods; a push restarts node inside the app container, not the container\n" + podList))
 
 	d.say("summary")
-	gen, err := k.Run("", "get", "deployment", realpod.Deployment, "-o", "jsonpath={.metadata.generation}")
+	restarts, err := k.Run("", "get", "pods", "-l", "app.kubernetes.io/instance="+service, "-o", "jsonpath={.items[*].status.containerStatuses[*].restartCount}")
 	if err != nil {
 		return err
 	}
-	generation, err := strconv.ParseInt(gen, 10, 64)
-	if err != nil {
-		return fmt.Errorf("generation %q: %w", gen, err)
+	total := 0
+	for _, f := range strings.Fields(restarts) {
+		n, _ := strconv.Atoi(f)
+		total += n
 	}
-	summary(lat, generation)
+	sorted := slices.Clone(lat)
+	slices.Sort(sorted)
+	fmt.Printf("    %d edits live in both pods, median %d ms, max %d ms (save → both pods answer, the CLI's process start included); the same %d pods, %d container restarts\n",
+		len(lat), sorted[len(sorted)/2].Milliseconds(), sorted[len(sorted)-1].Milliseconds(), len(pods), total)
 	fmt.Printf("    demo files in %s\n", d.dir)
 	return nil
+}
+
+// answers waits for the service's pods to be Ready and prints what each
+// answers, as what.
+func (d *demo) answers(k realpod.Kubectl, what string) ([]apps.Pod, error) {
+	pods, err := apps.WaitReady(k, service, 3*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pods {
+		a, err := p.Answer()
+		if err != nil {
+			return nil, err
+		}
+		fmt.Printf("    pod %s (%s) answers %q (pid %d): %s\n", p.Name, p.IP, a.Message, a.PID, what)
+	}
+	return pods, nil
 }
