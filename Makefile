@@ -96,12 +96,12 @@ manifests: tools
 	IMG= NAMESPACE= deploy/render.sh
 
 ## deploy: render for IMG and NAMESPACE into bin/, apply it to $$KUBECONFIG, then make the
-## TLS Secret and caBundle (certs/).
+## TLS Secret and caBundle (cmd/certs).
 .PHONY: deploy
 deploy: $(if $(filter $(BIN)/helm,$(HELM)),tools)
 	HELM=$(HELM) IMG=$(IMG) NAMESPACE=$(NAMESPACE) deploy/render.sh $(BIN)/aether-devhot.yaml
 	$(KUBECTL) apply --server-side -f $(BIN)/aether-devhot.yaml
-	go run ./certs --namespace $(NAMESPACE)
+	go run ./cmd/certs --namespace $(NAMESPACE)
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/aether-devhot --timeout=180s
 
 ## docker-build: build the image IMG (holds /webhook and /fetcher); skipped without a Docker engine.

@@ -24,12 +24,16 @@ version_ldflags="-X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s
 
 pin() { cat "$root/hack/tools/$1/go.mod" "$root/hack/tools/$1/go.sum" | sha256sum | cut -c1-16; }
 
-# progress prints one line every 25 packages that go build -v compiles.
+# progress prints one line every 25 packages that go build -v compiles, and
+# every line that is not a package path: the go command's own messages
+# ("go: ...", "# pkg" headers, "file.go:12:3: ..."). A package path never has
+# a space or a colon, however much it looks like an error
+# (github.com/pkg/errors).
 progress() {
   local n=0 start=$SECONDS
   while IFS= read -r line; do
     case "$line" in
-      *error*|*cannot*|*undefined*|*:[0-9]*:*) echo "  $line" ;;
+      *" "*|*:*) echo "  $line" ;;
       *) n=$((n + 1)); if (( n % 25 == 0 )); then echo "  ... $n packages compiled ($((SECONDS - start))s)"; fi ;;
     esac
   done

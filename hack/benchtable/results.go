@@ -13,20 +13,20 @@ import (
 
 // results are the raw figures of one run.
 type results struct {
-	goBench   bench.GoBench
-	h1        map[string][]time.Duration // by fetch mode
-	realH1    []time.Duration            // H1 on real pods, one per patch
-	realSkip  string                     // why H1 on real pods did not run
-	saveLive  []time.Duration            // kubectl devhot push --watch
+	goBench  bench.GoBench
+	h1       map[string][]time.Duration // by fetch mode
+	realH1   []time.Duration            // H1 on real pods, one per patch
+	realSkip string                     // why H1 on real pods did not run
+	saveLive []time.Duration            // kubectl devhot push --watch
 	// The real service: its start three ways, and save → live on real pods.
 	startPlain, startZero, startRelease []time.Duration
 	serviceSave                         []time.Duration
-	load      map[string]loadResult      // by fetch mode
-	admission map[string][]time.Duration // by registration state
-	tput      []float64                  // webhook, req/s per round
-	tputEmpty []float64                  // empty TLS handler, req/s per round
-	rss       *rssResult
-	failed    map[string]error // by phase
+	load                                map[string]loadResult      // by fetch mode
+	admission                           map[string][]time.Duration // by registration state
+	tput                                []float64                  // webhook, req/s per round
+	tputEmpty                           []float64                  // empty TLS handler, req/s per round
+	rss                                 *rssResult
+	failed                              map[string]error // by phase
 }
 
 func (r *results) init() {

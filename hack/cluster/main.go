@@ -6,7 +6,7 @@
 //	cluster images   rebuild the images, import them into the running cluster
 //	                 and push the Node.js bases to its registry
 //	cluster install  install the product as a user would: helm install with
-//	                 certManager.enabled=false, then go run ./certs
+//	                 certManager.enabled=false, then go run ./cmd/certs
 //	cluster down     stop it and undo every host change; fails if the host
 //	                 is not clean afterwards
 //

@@ -14,6 +14,7 @@ import (
 	"github.com/aether-dev/aether-devhot/test/framework/cluster"
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 	"github.com/aether-dev/aether-devhot/test/framework/realpod"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // The demo's app on real pods: an express service with its dependencies
@@ -58,7 +59,7 @@ func (d *demo) runCluster() (err error) {
 		}
 	}()
 
-	d.say("install aether-devhot as a user would: helm install charts/aether-devhot with certManager.enabled=false, then go run ./certs")
+	d.say("install aether-devhot as a user would: helm install charts/aether-devhot with certManager.enabled=false, then go run ./cmd/certs")
 	if err := c.Install(); err != nil {
 		return err
 	}
@@ -154,7 +155,7 @@ func (d *demo) runCluster() (err error) {
 		if _, err := devhot("push", service, src, "--artifact-base-url", "http://"+storeIP); err != nil {
 			return err
 		}
-		if err := retry(10*time.Second, func() error {
+		if err := wait.Poll(10*time.Second, func() error {
 			for _, p := range pods {
 				if a, err := p.Answer(); err != nil || a.Message != msg {
 					return fmt.Errorf("pod %s: %+v, %v", p.Name, a, err)

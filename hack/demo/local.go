@@ -14,6 +14,7 @@ import (
 	"github.com/aether-dev/aether-devhot/test/framework/artifact"
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 	"github.com/aether-dev/aether-devhot/test/framework/localpod"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // runLocal is the demo on the local control plane, with one pod of the
@@ -78,10 +79,10 @@ func (d *demo) runLocal() error {
 	sa := dep.Spec.Template.Spec.ServiceAccountName
 	d.say("wait for the reconciler's ServiceAccount %s, Role and RoleBinding; mint the pod's token", sa)
 	kubeconfig := filepath.Join(d.dir, "fetcher.kubeconfig")
-	if err := retry(15*time.Second, func() error { return cp.ServiceAccountKubeconfig(ns, sa, kubeconfig) }); err != nil {
+	if err := wait.Poll(15*time.Second, func() error { return cp.ServiceAccountKubeconfig(ns, sa, kubeconfig) }); err != nil {
 		return err
 	}
-	if err := retry(15*time.Second, func() error {
+	if err := wait.Poll(15*time.Second, func() error {
 		_, _, err := cp.Run("", "-n", ns, "get", "rolebinding", "aether-devhot-hello")
 		return err
 	}); err != nil {

@@ -130,17 +130,6 @@ func unlabel(manifest string) string {
 	return strings.Replace(manifest, `    aether.dev/dev-hot: "true"`+"\n", "", 1)
 }
 
-func retry(timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func indent(s string) string {
 	s = strings.TrimRight(s, "\n")
 	if s == "" {

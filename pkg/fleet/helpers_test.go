@@ -87,22 +87,6 @@ func namespaces(t testing.TB, reg prometheus.Gatherer) []string {
 	return ns
 }
 
-// eventually polls cond until it holds or 5 s pass.
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // render writes r in the fetcher's order with every value quoted, which
 // the parser must read back as it reads the fetcher's bare values (those are
 // in TestParseLine's real lines), with the kubelet's prefix when r has a

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // okAt and failAt are fetcher marker lines, kubelet-stamped at t0+d.
@@ -81,7 +82,7 @@ func startIngester(t *testing.T, logs *fakeLogs, pods ...*corev1.Pod) *ingestHar
 	t.Cleanup(h.stop)
 	// The fake clientset drops changes made between the informer's list
 	// and its watch; wait for the watch before the script changes pods.
-	eventually(t, "the pod informer watches", func() error {
+	wait.For(t, "the pod informer watches", 5*time.Second, func() error {
 		for _, a := range h.client.Actions() {
 			if a.GetVerb() == "watch" && a.GetResource().Resource == "pods" {
 				return nil
@@ -122,7 +123,7 @@ func (h *ingestHarness) waitStored(pod *corev1.Pod) {
 	h.t.Helper()
 	slim, _ := slimPod(pod)
 	want, _ := fetcherOf(slim.(*corev1.Pod))
-	eventually(h.t, "the informer sees "+pod.Name, func() error {
+	wait.For(h.t, "the informer sees "+pod.Name, 5*time.Second, func() error {
 		obj, ok, err := h.ing.pods.GetByKey(pod.Namespace + "/" + pod.Name)
 		if err != nil || !ok {
 			return fmt.Errorf("not stored: %v", err)
@@ -137,7 +138,7 @@ func (h *ingestHarness) waitStored(pod *corev1.Pod) {
 // waitSamples waits until the metrics are exactly want.
 func (h *ingestHarness) waitSamples(want map[string]float64) {
 	h.t.Helper()
-	eventually(h.t, "metrics", func() error {
+	wait.For(h.t, "metrics", 5*time.Second, func() error {
 		if got := samples(h.t, h.reg); !maps.Equal(got, want) {
 			return fmt.Errorf("\n got %v\nwant %v", got, want)
 		}
@@ -278,7 +279,7 @@ func TestIngester(t *testing.T) {
 					h.t.Fatal(err)
 				}
 				h.logs.remove("team-a/web")
-				eventually(h.t, "the tail is forgotten", func() error {
+				wait.For(h.t, "the tail is forgotten", 5*time.Second, func() error {
 					if n := h.tails(); n != 0 {
 						return fmt.Errorf("%d tails", n)
 					}

@@ -6,7 +6,7 @@
 // manager under its ServiceAccount, the artifact store's pusher Role
 // checked with `kubectl auth can-i` and requests through the service proxy,
 // and the plain manifest
-// deploy/aether-devhot.yaml with the certs/ tool for installs without
+// deploy/aether-devhot.yaml with the cmd/certs tool for installs without
 // cert-manager.
 package chart
 

@@ -54,7 +54,7 @@ func TestPlainManifestIsRendered(t *testing.T) {
 }
 
 // TestPlainInstallWithCerts is `make deploy` on the real API server: apply
-// deploy/aether-devhot.yaml (no cert-manager), run the certs/ tool, and
+// deploy/aether-devhot.yaml (no cert-manager), run the cmd/certs tool, and
 // find a serving certificate for the Service in the Secret the manager
 // mounts and its CA in the webhook's caBundle. A second run keeps both, and
 // applying the manifest again (an upgrade) leaves the caBundle alone.
@@ -72,10 +72,10 @@ func TestPlainInstallWithCerts(t *testing.T) {
 	const ns, name = "aether-system", "aether-devhot"
 
 	tool := filepath.Join(t.TempDir(), "certs")
-	build := exec.Command("go", "build", "-o", tool, "./certs")
+	build := exec.Command("go", "build", "-o", tool, "./cmd/certs")
 	build.Dir = controlplane.RepoRoot()
 	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./certs: %v\n%s", err, b)
+		t.Fatalf("go build ./cmd/certs: %v\n%s", err, b)
 	}
 	certs := func() string {
 		t.Helper()

@@ -15,7 +15,7 @@ import (
 	"github.com/aether-dev/aether-devhot/cmd/webhook/app"
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/names"
-	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // access is one `kubectl auth can-i` question: verb on resource (with
@@ -159,7 +159,7 @@ func TestManagerRunsUnderItsServiceAccount(t *testing.T) {
 	r := release{"run", "rbac-run"}
 	install(t, r)
 	kc := filepath.Join(t.TempDir(), "manager.kubeconfig")
-	controlplane.Eventually(t, "a token for "+r.serviceAccount(), 10*time.Second, func() error {
+	wait.For(t, "a token for "+r.serviceAccount(), 10*time.Second, func() error {
 		return cp.ServiceAccountKubeconfig(r.namespace, r.fullname(), kc)
 	})
 	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
@@ -200,11 +200,11 @@ spec:
 `, name, ns, annotations.DevHot, names.ServiceAccount(name)), "apply", "-f", "-")
 
 	owned := []string{"serviceaccount/" + names.ServiceAccount(name), "role/" + names.Role(name), "rolebinding/" + names.Role(name)}
-	controlplane.Eventually(t, "the fetcher's RBAC, made by the manager", 30*time.Second, func() error {
+	wait.For(t, "the fetcher's RBAC, made by the manager", 30*time.Second, func() error {
 		_, _, err := cp.Run("", append([]string{"-n", ns, "get"}, owned...)...)
 		return err
 	})
-	controlplane.Eventually(t, "the manager's Events", 10*time.Second, func() error {
+	wait.For(t, "the manager's Events", 10*time.Second, func() error {
 		list, err := cp.Clientset.EventsV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -222,7 +222,7 @@ spec:
 	})
 
 	kubectl(t, "", "-n", ns, "label", "deployment", name, annotations.DevHot+"-")
-	controlplane.Eventually(t, "the fetcher's RBAC removed with the label", 30*time.Second, func() error {
+	wait.For(t, "the fetcher's RBAC removed with the label", 30*time.Second, func() error {
 		out, _, err := cp.Run("", append([]string{"-n", ns, "get", "--ignore-not-found", "-o", "name"}, owned...)...)
 		if err != nil {
 			return err

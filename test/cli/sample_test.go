@@ -26,6 +26,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/store"
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 	"github.com/aether-dev/aether-devhot/test/framework/localpod"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 const (
@@ -65,11 +66,11 @@ func newSample(t *testing.T, fetcherEnv map[string]string) *sample {
 	}
 	sa := s.deployment().Spec.Template.Spec.ServiceAccountName
 	s.kubeconfig = filepath.Join(s.dir, "fetcher.kubeconfig")
-	controlplane.Eventually(t, "token for service account "+sa, 15*time.Second, func() error {
+	wait.For(t, "token for service account "+sa, 15*time.Second, func() error {
 		return cp.ServiceAccountKubeconfig(s.ns, sa, s.kubeconfig)
 	})
 	client := clientFor(t, s.kubeconfig)
-	controlplane.Eventually(t, "RBAC for "+sa, 15*time.Second, func() error {
+	wait.For(t, "RBAC for "+sa, 15*time.Second, func() error {
 		_, err := client.AppsV1().Deployments(s.ns).List(context.Background(), metav1.ListOptions{
 			FieldSelector: fields.OneTermEqualSelector("metadata.name", deployment).String(),
 		})

@@ -11,7 +11,7 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
-	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // An artifact that does not match its digest is refused: REFRESH_FAIL
@@ -27,7 +27,7 @@ func TestChecksumMismatchKeepsOldVersion(t *testing.T) {
 	wrong := s.build(3).Digest
 	s.annotate(annotations.Digest+"="+wrong, annotations.ArtifactURL+"="+url)
 
-	controlplane.Eventually(t, "REFRESH_FAIL reason=checksum", 10*time.Second, func() error {
+	wait.For(t, "REFRESH_FAIL reason=checksum", 10*time.Second, func() error {
 		fails := pod.Refreshes(refresh.MarkerFail)
 		for _, r := range fails {
 			if r.Reason == refresh.ReasonChecksum && r.Digest == wrong {
@@ -37,7 +37,7 @@ func TestChecksumMismatchKeepsOldVersion(t *testing.T) {
 		}
 		return fmt.Errorf("fetcher log has %v", fails)
 	})
-	controlplane.Eventually(t, "a RefreshFailed Event on the Deployment", 10*time.Second, func() error {
+	wait.For(t, "a RefreshFailed Event on the Deployment", 10*time.Second, func() error {
 		evs, err := cp.Clientset.EventsV1().Events(s.ns).List(context.Background(), metav1.ListOptions{FieldSelector: refresh.EventSelector(deployment)})
 		if err != nil {
 			return err

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // recoveryCeiling is issue 4's bound from the API server's return to the
@@ -32,7 +32,7 @@ func TestRecoveryAfterAPIOutage(t *testing.T) {
 	proxy.Cut()
 	cut := time.Now()
 	// The fetcher has noticed once it tries to reconnect and is refused.
-	controlplane.Eventually(t, "the fetcher to try to reconnect", 10*time.Second, func() error {
+	wait.For(t, "the fetcher to try to reconnect", 10*time.Second, func() error {
 		if proxy.refused.Load() == 0 {
 			return fmt.Errorf("no connection attempt")
 		}

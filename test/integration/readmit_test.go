@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
-	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // With failurePolicy Ignore, a labelled Deployment admitted while the
@@ -31,14 +31,14 @@ func TestDeploymentAdmittedWhileWebhookDownIsInjectedLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	started := time.Now()
-	controlplane.Eventually(t, "injection after the webhook came back", 10*time.Second, func() error {
+	wait.For(t, "injection after the webhook came back", 10*time.Second, func() error {
 		if _, ok := getDeployment(t, ns, "hello").Annotations[annotations.Injected]; !ok {
 			return fmt.Errorf("not injected yet")
 		}
 		return nil
 	})
 	t.Logf("injected %s after the webhook restarted", time.Since(started).Round(time.Millisecond))
-	controlplane.Eventually(t, "NotInjected warning", 5*time.Second, func() error {
+	wait.For(t, "NotInjected warning", 5*time.Second, func() error {
 		out, _ := kubectl(t, "", "-n", ns, "get", "events", "-o", "json")
 		if !strings.Contains(out, "NotInjected") {
 			return fmt.Errorf("no NotInjected event")

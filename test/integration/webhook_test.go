@@ -21,7 +21,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/names"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
-	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 const digest = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
@@ -154,7 +154,7 @@ func TestLabelRemovalReverts(t *testing.T) {
 			t.Errorf("annotation %s left behind", k)
 		}
 	}
-	controlplane.Eventually(t, "RBAC removed", 10*time.Second, func() error {
+	wait.For(t, "RBAC removed", 10*time.Second, func() error {
 		_, err := cp.Clientset.RbacV1().Roles(ns).Get(context.Background(), names.Role("hello"), metav1.GetOptions{})
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("role still there (%v)", err)
@@ -243,7 +243,7 @@ func TestReconcilerGrantsOnlyOwnDeployment(t *testing.T) {
 		t.Errorf("get another Deployment: err = %v, want Forbidden", err)
 	}
 
-	controlplane.Eventually(t, "RBACCreated event", 10*time.Second, func() error {
+	wait.For(t, "RBACCreated event", 10*time.Second, func() error {
 		out, _, err := cp.Run("", "-n", ns, "get", "events", "--field-selector", "involvedObject.name=hello", "-o", "json")
 		if err != nil {
 			return err
@@ -272,7 +272,7 @@ func TestCustomServiceAccountIsKeptAndBound(t *testing.T) {
 // waitRBAC waits for the Role and a RoleBinding of it to subject sa.
 func waitRBAC(t *testing.T, ns, deployment, sa string) {
 	t.Helper()
-	controlplane.Eventually(t, "reconciler RBAC", 15*time.Second, func() error {
+	wait.For(t, "reconciler RBAC", 15*time.Second, func() error {
 		ctx := context.Background()
 		if _, err := cp.Clientset.RbacV1().Roles(ns).Get(ctx, names.Role(deployment), metav1.GetOptions{}); err != nil {
 			return err

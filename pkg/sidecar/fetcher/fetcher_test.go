@@ -18,6 +18,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
@@ -64,7 +65,7 @@ func TestRefreshOK(t *testing.T) {
 	}
 	h.run()
 	h.waitLines(`time=`, 1)
-	eventually(t, "the missing digest logged", func() bool {
+	wait.Until(t, "the missing digest logged", 10*time.Second, func() bool {
 		return strings.Contains(h.logs.String(), `msg="no aether.dev/digest annotation yet"`)
 	})
 
@@ -176,13 +177,13 @@ func TestUnchangedDigestIsNoop(t *testing.T) {
 		t.Fatalf("/readyz with a live release: %d", code)
 	}
 	h.run()
-	eventually(t, "the live digest logged", func() bool {
+	wait.Until(t, "the live digest logged", 10*time.Second, func() bool {
 		return strings.Contains(h.logs.String(), `msg="digest is live"`)
 	})
 	a := target(digestOf(art), url)
 	a[annotations.CommitSHA] = "again"
 	h.annotate(a)
-	eventually(t, "the update seen", func() bool {
+	wait.Until(t, "the update seen", 10*time.Second, func() bool {
 		o, _ := f.inbox.get()
 		return o.desired.CommitSHA == "again"
 	})
@@ -218,7 +219,7 @@ func TestRestartDoesNotRedownload(t *testing.T) {
 		t.Fatalf("/readyz after restart: %d", code)
 	}
 	h.run()
-	eventually(t, "the live digest logged", func() bool {
+	wait.Until(t, "the live digest logged", 10*time.Second, func() bool {
 		return strings.Contains(h.logs.String(), `msg="digest is live"`)
 	})
 	if n := srv.total(); n != 1 {

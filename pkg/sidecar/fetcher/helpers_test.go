@@ -22,6 +22,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 	"github.com/aether-dev/aether-devhot/test/framework/artifact"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 const (
@@ -151,18 +152,6 @@ func mustParse(t *testing.T, line string) refresh.Record {
 	return r
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func deployment(a map[string]string) *appsv1.Deployment {
 	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{
 		Namespace: testNamespace, Name: testDeployment, UID: "uid-1", Annotations: a,
@@ -268,7 +257,7 @@ func (h *harness) annotate(a map[string]string) {
 // waitLines waits for at least n lines starting with prefix and returns them.
 func (h *harness) waitLines(prefix string, n int) []string {
 	h.t.Helper()
-	eventually(h.t, "log lines "+prefix, func() bool { return len(h.logs.lines(prefix)) >= n })
+	wait.Until(h.t, "log lines "+prefix, 10*time.Second, func() bool { return len(h.logs.lines(prefix)) >= n })
 	return h.logs.lines(prefix)
 }
 
@@ -287,7 +276,7 @@ func (h *harness) events() []*eventsv1.Event {
 func (h *harness) waitEvent(reason string) *eventsv1.Event {
 	h.t.Helper()
 	var found *eventsv1.Event
-	eventually(h.t, "event "+reason, func() bool {
+	wait.Until(h.t, "event "+reason, 10*time.Second, func() bool {
 		for _, e := range h.events() {
 			if e.Reason == reason {
 				found = e

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // deploymentActions counts the fetcher's requests for deployments by verb.
@@ -29,7 +31,7 @@ func TestPollMode(t *testing.T) {
 		c.FetchInterval = 20 * time.Millisecond
 	})
 	h.run()
-	eventually(t, "three polls", func() bool { return len(deploymentActions(h)["get"]) >= 3 })
+	wait.Until(t, "three polls", 10*time.Second, func() bool { return len(deploymentActions(h)["get"]) >= 3 })
 	start := len(deploymentActions(h)["get"])
 	time.Sleep(300 * time.Millisecond)
 	polls := len(deploymentActions(h)["get"]) - start

@@ -12,7 +12,7 @@ import (
 	"github.com/aether-dev/aether-devhot/test/framework/appimage"
 	"github.com/aether-dev/aether-devhot/test/framework/apps"
 	"github.com/aether-dev/aether-devhot/test/framework/cluster"
-	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // TestClusterAppImages builds the four apps of test/testdata/apps from
@@ -77,7 +77,7 @@ func TestClusterAppImages(t *testing.T) {
 			t.Logf("%d pod(s) Ready %d ms after the wait began", len(pods), time.Since(start).Milliseconds())
 			for _, pod := range pods {
 				var a apps.AppAnswer
-				controlplane.Eventually(t, pod.Name+" answering GET /", 30*time.Second, func() error {
+				wait.For(t, pod.Name+" answering GET /", 30*time.Second, func() error {
 					a, err = pod.Answer()
 					return err
 				})
@@ -136,7 +136,7 @@ func changedApp(t *testing.T, k *clusterNS, old apps.Pod, oldRef string) {
 			continue
 		}
 		var a apps.AppAnswer
-		controlplane.Eventually(t, pod.Name+" answering the edited message", 30*time.Second, func() error {
+		wait.For(t, pod.Name+" answering the edited message", 30*time.Second, func() error {
 			if a, err = pod.Answer(); err == nil && a.Message != message {
 				err = fmt.Errorf("answered %+v", a)
 			}

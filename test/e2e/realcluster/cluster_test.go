@@ -17,6 +17,7 @@ import (
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 	"github.com/aether-dev/aether-devhot/test/framework/localpod"
 	"github.com/aether-dev/aether-devhot/test/framework/realpod"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // ClusterKubeconfigEnv points TestClusterH1H2 at the single-node cluster of
@@ -59,7 +60,7 @@ func TestClusterH1H2(t *testing.T) {
 		if sidecar != "Always" {
 			t.Fatalf("pod %s: no native aether-fetcher sidecar (restartPolicy %q)", pod, sidecar)
 		}
-		controlplane.Eventually(t, pod+" answering version 1", 60*time.Second, func() error {
+		wait.For(t, pod+" answering version 1", 60*time.Second, func() error {
 			a, err := k.answer(pod)
 			if err == nil && a.Version != 1 {
 				err = fmt.Errorf("answered %+v", a)
@@ -155,7 +156,7 @@ func TestClusterH1H2(t *testing.T) {
 		downloads := logCount(t, k, "GET ", "deployment/artifacts")
 		before := restarts(t, k, pod)
 		killFetcher(t, k, pod)
-		controlplane.Eventually(t, "the kubelet restarting the fetcher", 60*time.Second, func() error {
+		wait.For(t, "the kubelet restarting the fetcher", 60*time.Second, func() error {
 			if got := restarts(t, k, pod); got != "1 0" {
 				return fmt.Errorf("restartCount (fetcher, app) %s, was %s", got, before)
 			}
@@ -295,7 +296,7 @@ func TestClusterWebhookFaults(t *testing.T) {
 			system.kubectl(t, "", "scale", "deployment/aether-devhot", "--replicas=2")
 			system.kubectl(t, "", "rollout", "status", "deployment/aether-devhot", "--timeout=120s")
 		})
-		controlplane.Eventually(t, "no webhook pod left", 60*time.Second, func() error {
+		wait.For(t, "no webhook pod left", 60*time.Second, func() error {
 			if pods := system.kubectl(t, "", "get", "pods", "-l", "app.kubernetes.io/component=webhook", "-o", "name"); pods != "" {
 				return fmt.Errorf("still running: %s", pods)
 			}
@@ -307,7 +308,7 @@ func TestClusterWebhookFaults(t *testing.T) {
 		}
 		back := time.Now()
 		system.kubectl(t, "", "scale", "deployment/aether-devhot", "--replicas=2")
-		controlplane.Eventually(t, "while-down re-admitted", 120*time.Second, func() error {
+		wait.For(t, "while-down re-admitted", 120*time.Second, func() error {
 			if _, injected, _ := strings.Cut(admitted("while-down"), " "); injected == "" {
 				return fmt.Errorf("not injected")
 			}
@@ -338,7 +339,7 @@ func TestClusterLegacyMode(t *testing.T) {
 	}
 	k.kubectl(t, manifest, "apply", "-f", "-")
 	var pod string
-	controlplane.Eventually(t, "a pod of "+deployment, 60*time.Second, func() error {
+	wait.For(t, "a pod of "+deployment, 60*time.Second, func() error {
 		pod = k.kubectl(t, "", "get", "pods", "-l", "app="+deployment, "-o", "jsonpath={.items[*].metadata.name}")
 		if pod == "" || strings.Contains(pod, " ") {
 			return fmt.Errorf("pods %q, want one", pod)
@@ -354,7 +355,7 @@ func TestClusterLegacyMode(t *testing.T) {
 	// s). The kubelet reports nothing of the pod while a hook holds it
 	// (ContainerCreating, no IP), so the fetcher's own start is not visible
 	// in the API; the app's single start at version 1 below shows the hold.
-	controlplane.Eventually(t, "pod bound to the node", 30*time.Second, func() error {
+	wait.For(t, "pod bound to the node", 30*time.Second, func() error {
 		if n := k.kubectl(t, "", "get", "pod", pod, "-o", "jsonpath={.spec.nodeName}"); n == "" {
 			return fmt.Errorf("pod %s not bound", pod)
 		}
@@ -370,7 +371,7 @@ func TestClusterLegacyMode(t *testing.T) {
 		annotations.Digest+"="+versions[1].Digest, annotations.ArtifactURL+"="+url(1))
 	k.kubectl(t, "", "rollout", "status", "deployment/"+deployment, "--timeout=120s")
 	var first localpod.Answer
-	controlplane.Eventually(t, "version 1 answering", 60*time.Second, func() error {
+	wait.For(t, "version 1 answering", 60*time.Second, func() error {
 		var err error
 		if first, err = k.answer(pod); err == nil && (first.Version != 1 || first.Starts != 1) {
 			err = fmt.Errorf("answered %+v, want version 1 at the first start", first)
@@ -380,7 +381,7 @@ func TestClusterLegacyMode(t *testing.T) {
 	sent := time.Now()
 	k.kubectl(t, "", "annotate", "--overwrite", "deployment", deployment,
 		annotations.Digest+"="+versions[2].Digest, annotations.ArtifactURL+"="+url(2))
-	controlplane.Eventually(t, "version 2 answering", h1Ceiling, func() error {
+	wait.For(t, "version 2 answering", h1Ceiling, func() error {
 		a, err := k.answer(pod)
 		if err == nil && (a.Version != 2 || a.PID == first.PID) {
 			err = fmt.Errorf("answered %+v", a)

@@ -9,8 +9,8 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/fleet"
 	"github.com/aether-dev/aether-devhot/test/framework/bench"
-	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 	"github.com/aether-dev/aether-devhot/test/framework/realpod"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // TestClusterFleetMetrics turns the chart's fleetMetrics on and checks
@@ -73,7 +73,7 @@ func TestClusterFleetMetrics(t *testing.T) {
 	const published = 3 // versions 1, 2 and 3 on one pod
 	start := time.Now()
 	var ok, failed float64
-	controlplane.Eventually(t, "fleet metrics counting the pod's refreshes", 120*time.Second, func() (err error) {
+	wait.For(t, "fleet metrics counting the pod's refreshes", 120*time.Second, func() (err error) {
 		if ok, err = fleetSum(fleet.MetricRefreshTotal, ""); err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 	"github.com/aether-dev/aether-devhot/test/framework/localpod"
 	"github.com/aether-dev/aether-devhot/test/framework/realpod"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 // KindKubeconfigEnv points TestKindH1H2 at a real cluster where the chart is
@@ -82,7 +83,7 @@ func TestKindH1H2(t *testing.T) {
 		t.Fatalf("pod %s is not injected (annotation aether.dev/dev-hot = %q)", pod, got)
 	}
 	var before localpod.Answer
-	controlplane.Eventually(t, "version 1 answering", 60*time.Second, func() error {
+	wait.For(t, "version 1 answering", 60*time.Second, func() error {
 		var err error
 		if before, err = k.answer(pod); err == nil && before.Version != 1 {
 			err = fmt.Errorf("answered %+v", before)
@@ -95,7 +96,7 @@ func TestKindH1H2(t *testing.T) {
 		k.kubectl(t, "", "annotate", "--overwrite", "deployment", deployment,
 			annotations.Digest+"="+versions[2].Digest, annotations.ArtifactURL+"="+url(2))
 		var after localpod.Answer
-		controlplane.Eventually(t, "version 2 answering", h1Ceiling, func() error {
+		wait.For(t, "version 2 answering", h1Ceiling, func() error {
 			var err error
 			if after, err = k.answer(pod); err == nil && after.Version != 2 {
 				err = fmt.Errorf("answered %+v", after)

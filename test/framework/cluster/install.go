@@ -14,7 +14,7 @@ const InstallNamespace = "aether-system"
 // Install installs the product on the running cluster the way the README
 // tells a user to without cert-manager: helm install of charts/aether-devhot
 // with certManager.enabled=false and the locally imported image (which is
-// never pulled), then `go run ./certs` for the TLS Secret and the caBundle,
+// never pulled), then `go run ./cmd/certs` for the TLS Secret and the caBundle,
 // then waits for the webhook's rollout.
 func (c *Cluster) Install() error {
 	if !c.Running() {
@@ -29,7 +29,7 @@ func (c *Cluster) Install() error {
 			"--namespace", InstallNamespace, "--create-namespace",
 			"--set", "certManager.enabled=false",
 			"--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--set", "image.pullPolicy=Never"}},
-		{"go run ./certs", []string{"go", "run", "./certs", "--namespace", InstallNamespace}},
+		{"go run ./cmd/certs", []string{"go", "run", "./cmd/certs", "--namespace", InstallNamespace}},
 		{"webhook rollout", []string{c.bin("kubectl"), "-n", InstallNamespace, "rollout", "status", "deployment/aether-devhot", "--timeout=180s"}},
 		{"store rollout", []string{c.bin("kubectl"), "-n", InstallNamespace, "rollout", "status", "deployment/aether-devhot-store", "--timeout=180s"}},
 	}

@@ -1,19 +1,14 @@
 package cluster
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/aether-dev/aether-devhot/pkg/pki"
 )
 
 // identity is one client or serving certificate the cluster's components
@@ -43,90 +38,63 @@ var identities = []identity{
 // server is reached by: loopback inside the namespace, the node address
 // from the root namespace, and the kubernetes Service from pods.
 func writePKI(dir string) error {
-	pki := filepath.Join(dir, "pki")
-	if err := os.MkdirAll(pki, 0o700); err != nil {
+	dir = filepath.Join(dir, "pki")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA("aether-cluster-ca", validity, time.Now())
 	if err != nil {
 		return err
 	}
-	now := time.Now().Add(-time.Hour)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "aether-cluster-ca"},
-		NotBefore:             now,
-		NotAfter:              now.Add(30 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caKey, err := ca.KeyPEM()
 	if err != nil {
 		return err
 	}
-	ca, err := x509.ParseCertificate(caDER)
+	if err := writeKeyPair(dir, "ca", ca.CertPEM, caKey); err != nil {
+		return err
+	}
+	saKey, err := pki.NewKey()
 	if err != nil {
 		return err
 	}
-	if err := writeKeyPair(pki, "ca", caDER, caKey); err != nil {
-		return err
-	}
-	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sa, err := pki.KeyPEM(saKey)
 	if err != nil {
 		return err
 	}
-	if err := writeKey(filepath.Join(pki, "sa.key"), saKey); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "sa.key"), sa, 0o600); err != nil {
 		return err
 	}
-	for i, id := range identities {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, id := range identities {
+		l := pki.Leaf{CommonName: id.cn, Server: id.server}
+		if id.org != "" {
+			l.Organization = []string{id.org}
+		}
+		if id.server {
+			l.DNSNames = []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+			for _, ip := range []string{"127.0.0.1", APIServiceIP, NodeAddr} {
+				l.IPs = append(l.IPs, net.ParseIP(ip))
+			}
+		}
+		crt, key, err := ca.Issue(l, validity, time.Now())
 		if err != nil {
 			return err
 		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(i + 2)),
-			Subject:      pkix.Name{CommonName: id.cn},
-			NotBefore:    now,
-			NotAfter:     now.Add(30 * 24 * time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		}
-		if id.org != "" {
-			tmpl.Subject.Organization = []string{id.org}
-		}
-		if id.server {
-			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-			tmpl.DNSNames = []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
-			for _, ip := range []string{"127.0.0.1", APIServiceIP, NodeAddr} {
-				tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
-			}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return fmt.Errorf("certificate %s: %w", id.file, err)
-		}
-		if err := writeKeyPair(pki, id.file, der, key); err != nil {
+		if err := writeKeyPair(dir, id.file, crt, key); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func writeKeyPair(pki, name string, der []byte, key *ecdsa.PrivateKey) error {
-	crt := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := os.WriteFile(filepath.Join(pki, name+".crt"), crt, 0o644); err != nil {
-		return err
-	}
-	return writeKey(filepath.Join(pki, name+".key"), key)
-}
+// validity is the lifetime of the cluster's certificates: a test cluster
+// lives for minutes.
+const validity = 30 * 24 * time.Hour
 
-func writeKey(path string, key *ecdsa.PrivateKey) error {
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
+func writeKeyPair(dir, name string, crt, key []byte) error {
+	if err := os.WriteFile(filepath.Join(dir, name+".crt"), crt, 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
+	return os.WriteFile(filepath.Join(dir, name+".key"), key, 0o600)
 }
 
 // writeKubeconfig writes a kubeconfig for the identity file at path, with

@@ -61,23 +61,6 @@ func run(m *testing.M, suite string, setup func(*ControlPlane) (func(), error)) 
 	return m.Run()
 }
 
-// Eventually calls ok every 100 ms until it returns nil, and fails the
-// test with what and ok's last error when timeout passes first.
-func Eventually(t testing.TB, what string, timeout time.Duration, ok func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := ok()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // NamespaceName turns the test's name into a namespace name with prefix.
 func NamespaceName(prefix string, t testing.TB) string {
 	name := prefix + strings.ToLower(nonAlnum.ReplaceAllString(t.Name(), "-"))

@@ -9,7 +9,7 @@
 // it after `kubectl apply -f deploy/aether-devhot.yaml` (make deploy does),
 // and again before the certificate expires (--renew-before).
 //
-//	go run ./certs --namespace aether-system
+//	go run ./cmd/certs --namespace aether-system
 package main
 
 import (

@@ -2,17 +2,13 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"time"
+
+	"github.com/aether-dev/aether-devhot/pkg/pki"
 )
 
 // caValidity is the CA's lifetime. It outlives many serving certificates so
@@ -42,55 +38,15 @@ func NewBundle(names []string, validity time.Duration, now time.Time) (Bundle, e
 	if len(names) == 0 {
 		return Bundle{}, errors.New("no DNS names")
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA("aether-devhot-ca", caValidity, now)
 	if err != nil {
 		return Bundle{}, err
 	}
-	ca := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "aether-devhot-ca"},
-		NotBefore:             now.Add(-time.Hour), // tolerate clock skew
-		NotAfter:              now.Add(caValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		return Bundle{}, fmt.Errorf("CA certificate: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return Bundle{}, err
-	}
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return Bundle{}, err
-	}
-	leaf := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	cert, key, err := ca.Issue(pki.Leaf{CommonName: names[0], DNSNames: names, Server: true}, validity, now)
 	if err != nil {
 		return Bundle{}, fmt.Errorf("serving certificate: %w", err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return Bundle{}, err
-	}
-	return Bundle{
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		CAPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-	}, nil
+	return Bundle{CertPEM: cert, KeyPEM: key, CAPEM: ca.CertPEM}, nil
 }
 
 // Check reports why b cannot serve names until now+renewBefore, or nil if it
@@ -123,12 +79,4 @@ func (b Bundle) Check(names []string, now time.Time, renewBefore time.Duration) 
 		return fmt.Errorf("expires in %s, within --renew-before %s", left.Round(time.Minute), renewBefore)
 	}
 	return nil
-}
-
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	return n
 }
