@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/aether-dev/aether-devhot/pkg/backoff"
 )
 
 // tail follows the fetcher log of one pod, across the container's restarts.
@@ -41,7 +43,9 @@ func (t *tail) poke() {
 // fetcher, or ctx ends.
 func (i *Ingester) run(ctx context.Context, t *tail) {
 	log := i.log.WithValues("pod", t.namespace+"/"+t.name)
-	b := backoff{min: i.minBackoff, max: i.maxBackoff}
+	b := backoff.Backoff{Base: i.minBackoff, Max: i.maxBackoff, Equal: true}
+	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	failures := 0
 	for {
 		st, ok := i.state(t)
 		if !ok || ctx.Err() != nil {
@@ -73,10 +77,11 @@ func (i *Ingester) run(ctx context.Context, t *tail) {
 		if ctx.Err() != nil {
 			continue
 		}
-		if progressed || time.Since(began) > b.max {
-			b.reset()
+		if progressed || time.Since(began) > b.Max {
+			failures = 0
 		}
-		delay := b.next()
+		failures++
+		delay := b.Delay(failures, r)
 		switch {
 		case err == nil, errors.Is(err, io.EOF):
 			log.V(1).Info("fetcher log ended", "reconnectIn", delay)
@@ -155,19 +160,6 @@ func readLine(r *bufio.Reader, max int) (string, error) {
 		return strings.TrimSuffix(b.String(), "\n"), nil
 	}
 }
-
-// backoff is exponential with jitter: many tails
-// that broke together (an API server restart) come back spread out.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	b.cur = min(max(2*b.cur, b.min), b.max)
-	return b.cur/2 + rand.N(b.cur/2+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }
 
 func sleep(ctx context.Context, d time.Duration) {
 	timer := time.NewTimer(d)

@@ -31,6 +31,9 @@ const (
 // EnvKubeconfig is honoured outside a pod, as kubectl does.
 const EnvKubeconfig = "KUBECONFIG"
 
+// DefaultBackoffBase is the ceiling of the first retry delay.
+const DefaultBackoffBase = 500 * time.Millisecond
+
 // DefaultBackoffMax caps the retry backoff when AETHER_BACKOFF_MAX_SEC is unset.
 const DefaultBackoffMax = 60 * time.Second
 

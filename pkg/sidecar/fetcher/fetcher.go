@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/backoff"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
@@ -45,7 +46,7 @@ type Fetcher struct {
 	ws      *release.Workspace
 	http    *http.Client
 	limits  release.Limits
-	backoff Backoff
+	backoff backoff.Backoff
 	rand    *rand.Rand
 	retouch time.Duration
 	// zeroGrace is how long a pod that may run its image's code waits for
@@ -87,7 +88,7 @@ func New(cfg Config, client kubernetes.Interface, out io.Writer) (*Fetcher, erro
 		ws:        ws,
 		http:      hc,
 		limits:    release.Limits{MaxBytes: cfg.MaxArtifactBytes},
-		backoff:   Backoff{Base: DefaultBackoffBase, Max: cfg.BackoffMax},
+		backoff:   backoff.Backoff{Base: DefaultBackoffBase, Max: cfg.BackoffMax},
 		rand:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		retouch:   release.DefaultRetouch,
 		zeroGrace: zeroGraceDefault,

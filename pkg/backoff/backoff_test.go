@@ -1,4 +1,4 @@
-package fetcher
+package backoff
 
 import (
 	"math/rand/v2"
@@ -50,6 +50,18 @@ func TestBackoffGrowsJitteredCapped(t *testing.T) {
 	for n := 1; n < 10; n++ {
 		if a, c := b.Delay(n, r1), b.Delay(n, r2); a != c {
 			t.Fatalf("same seed, failures=%d: %v != %v", n, a, c)
+		}
+	}
+}
+
+func TestEqualJitterKeepsAFloor(t *testing.T) {
+	b := Backoff{Base: time.Second, Max: time.Minute, Equal: true}
+	r := rand.New(rand.NewPCG(3, 4))
+	for failures, ceiling := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 7: time.Minute, 100: time.Minute} {
+		for range 500 {
+			if d := b.Delay(failures, r); d < ceiling/2 || d > ceiling {
+				t.Fatalf("failures=%d: delay %v outside [%v, %v]", failures, d, ceiling/2, ceiling)
+			}
 		}
 	}
 }
