@@ -54,10 +54,10 @@ fuzz:
 	go test ./pkg/fleet -run '^$$' -fuzz FuzzParseLine -fuzztime $(FUZZTIME)
 	go test ./pkg/store -run '^$$' -fuzz FuzzParseBlobPath -fuzztime $(FUZZTIME)
 
-## bench: print the performance table (see README "Performance").
+## bench: measure the performance table and write it to docs/performance.md.
 .PHONY: bench
 bench: tools
-	go run ./hack/benchtable $(BENCH_FLAGS)
+	go run ./hack/benchtable -out docs/performance.md $(BENCH_FLAGS)
 
 ## demo: the webhook, the labelled sample and its mutation, then three live reloads with their
 ## latency: on real pods of the single-node cluster where this machine can run it (Linux, root),

@@ -4,14 +4,16 @@
 // ratio and the goal.
 //
 // Phases, in order: the in-process benchmarks of pkg/mutate,
-// pkg/sidecar/release and test/node (go test -bench); then, on the local
-// control plane (real etcd and kube-apiserver): admission overhead,
-// webhook HTTPS throughput, H1 reload latency (watch and poll), save →
-// live with kubectl devhot push --watch, API server load of idle fetchers
-// (watch and poll) and fetcher memory; last, H1 on real pods of the
-// single-node cluster of test/framework/cluster with the product installed: the one
-// that runs, or one brought up for the bench and taken down after, where
-// this machine can run it (Linux, root). All traffic stays on
+// pkg/sidecar/release and test/node (go test -bench); the start of the
+// express service (test/testdata/apps/shop-api) plain and under dev-hot;
+// then, on the local control plane (real etcd and kube-apiserver):
+// admission overhead, webhook HTTPS throughput, H1 reload latency (watch
+// and poll), save → live with kubectl devhot push --watch, API server load
+// of idle fetchers (watch and poll) and fetcher memory; last, on real pods
+// of the single-node cluster of test/framework/cluster with the product
+// installed (the one that runs, or one brought up for the bench and taken
+// down after, where this machine can run it: Linux, root): H1, and save →
+// live for the express service. All traffic stays on
 // loopback or inside that cluster's network namespace, every loop is
 // bounded in count and time, and every process it starts is stopped before
 // it exits.
@@ -59,6 +61,8 @@ type config struct {
 	skipGoTest, keep     bool
 	skipRealPods         bool
 	deadline             time.Duration
+	// out, when set, is a Markdown page the table is also written to.
+	out string
 }
 
 // runner is one run: the control plane, what it started, and the results.
@@ -101,7 +105,8 @@ func main() {
 	flag.BoolVar(&c.skipGoTest, "skip-go-test", false, "skip the go test -bench phase")
 	flag.BoolVar(&c.skipRealPods, "skip-real-pods", false, "skip H1 on the real pods of test/framework/cluster even when that cluster runs")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (logs, workspaces)")
-	flag.DurationVar(&c.deadline, "deadline", 14*time.Minute, "give up after this long")
+	flag.DurationVar(&c.deadline, "deadline", 18*time.Minute, "give up after this long")
+	flag.StringVar(&c.out, "out", "", "also write the table and its notes to this Markdown file (make bench: docs/performance.md)")
 	flag.Parse()
 
 	machine := bench.Machine() // before anything here loads the CPUs
@@ -119,11 +124,19 @@ func main() {
 		fmt.Fprintf(os.Stderr, "\nbench FAILED: %v\nlogs: %s\n", err, b.dir)
 		os.Exit(1)
 	}
-	fmt.Println()
-	fmt.Printf("aether-devhot bench, %s, %s in %s\n", time.Now().Format("2006-01-02 15:04"), b.version,
-		time.Since(start).Round(time.Second))
-	fmt.Printf("machine: %s\n\n", machine)
-	fmt.Print(b.table())
+	header := fmt.Sprintf("aether-devhot bench, %s, %s in %s\nmachine: %s\n", time.Now().Format("2006-01-02 15:04"), b.version,
+		time.Since(start).Round(time.Second), machine)
+	table := b.table()
+	fmt.Printf("\n%s\n%s", header, table)
+	if c.out != "" {
+		page := "# Performance\n\nWritten by `make bench` (`hack/benchtable`); every figure beside a baseline measured in the same run. " +
+			"This machine is shared and noisy: read the ratios and medians, not single runs.\n\n```\n" + header + "```\n\n" + table
+		if err := os.WriteFile(c.out, []byte(page), 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Printf("\nwritten to %s\n", c.out)
+	}
 	if c.keep {
 		fmt.Printf("\nlogs and workspaces kept in %s\n", b.dir)
 	} else {
