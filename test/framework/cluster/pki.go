@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -62,6 +64,15 @@ func writePKI(dir string) error {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "sa.key"), sa, 0o600); err != nil {
+		return err
+	}
+	// The API server verifies tokens with the public key: it reads no
+	// public key out of a PKCS #8 private key, only out of PKCS #1 or SEC 1.
+	pub, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600); err != nil {
 		return err
 	}
 	for _, id := range identities {
