@@ -30,6 +30,22 @@ const (
 	// ReasonPublish: renaming the release, flipping current or touching
 	// boot.cjs failed.
 	ReasonPublish Reason = "publish"
+
+	// The health gate's reasons: the release was published, but the app did
+	// not come up on it. The first two fail the release, which is rolled
+	// back and not tried again until the digest changes; the third is a
+	// live release going down.
+
+	// ReasonAppCrashed: the app threw or exited while it loaded the
+	// release, or before the fetcher's probe of it first passed.
+	ReasonAppCrashed Reason = "app_crashed"
+	// ReasonUnhealthy: the app loaded the release but did not finish
+	// loading, or its probe did not pass, within the health timeout.
+	ReasonUnhealthy Reason = "unhealthy"
+	// ReasonAppDown: the release had gone live, and then the app exited,
+	// or its probe kept failing. The fetcher restarts an app that exited,
+	// on the same release, with a backoff.
+	ReasonAppDown Reason = "app_down"
 )
 
 // ReasonUnknown stands for a REFRESH_FAIL reason that is missing or outside
@@ -50,5 +66,8 @@ func Reasons() []Reason {
 		ReasonUnsupportedEntry,
 		ReasonExtract,
 		ReasonPublish,
+		ReasonAppCrashed,
+		ReasonUnhealthy,
+		ReasonAppDown,
 	}
 }

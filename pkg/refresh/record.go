@@ -40,10 +40,15 @@ const (
 	KeyError          = "error"
 	KeyAttempt        = "attempt"
 	KeyRetryIn        = "retry_in_ms"
+	KeyRolledBackTo   = "rolled_back_to"
 	KeyLive           = "live_ms"
 	KeyCommit         = "commit"
 	KeyBuildTimestamp = "build_timestamp"
 )
+
+// ImageCode is the value of rolled_back_to that names the image's own
+// code (release zero) rather than a release.
+const ImageCode = "image"
 
 // required are the keys each marker must have; a line without one is still
 // a record, with the key named in Malformed.
@@ -81,6 +86,10 @@ type Record struct {
 	// fetcher retries no more until the digest or the URL changes.
 	RetryIn time.Duration
 	GaveUp  bool
+	// RolledBackTo is MarkerFail's rolled_back_to: what the fetcher put
+	// back after the app failed on Digest, a digest or ImageCode; "" when
+	// it rolled nothing back.
+	RolledBackTo string
 
 	// Live is MarkerLive's live_ms: digest seen -> loaded by the app.
 	Live time.Duration
@@ -126,6 +135,9 @@ func (r Record) String() string {
 		put(KeyAttempt, n(r.Attempt))
 		if !r.GaveUp {
 			put(KeyRetryIn, ms(r.RetryIn))
+		}
+		if r.RolledBackTo != "" {
+			put(KeyRolledBackTo, r.RolledBackTo)
 		}
 	case MarkerLive:
 		put(KeyDigest, r.Digest)
@@ -239,6 +251,8 @@ func (r *Record) set(k, v string) bool {
 		r.Attempt, ok = count(v)
 	case r.Marker == MarkerFail && k == KeyRetryIn:
 		r.RetryIn, ok = millis(v)
+	case r.Marker == MarkerFail && k == KeyRolledBackTo:
+		r.RolledBackTo, ok = v, v != ""
 	case r.Marker == MarkerLive && k == KeyLive:
 		r.Live, ok = millis(v)
 	default:

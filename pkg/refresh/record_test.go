@@ -31,6 +31,8 @@ func TestString(t *testing.T) {
 			`REFRESH_FAIL reason=checksum digest=` + digest + ` error="GET http://s/a.tgz: sha256 is \"x\"" attempt=1 retry_in_ms=713`},
 		{Record{Marker: MarkerFail, Reason: ReasonBadAnnotation, Digest: "sha256:a b", Error: "e", Attempt: 3, GaveUp: true},
 			`REFRESH_FAIL reason=bad_annotation digest="sha256:a b" error="e" attempt=3`},
+		{Record{Marker: MarkerFail, Reason: ReasonAppCrashed, Digest: digest, Error: "SyntaxError: Unexpected identifier 'oops'\n    at server.js:3", Attempt: 1, GaveUp: true, RolledBackTo: ImageCode},
+			`REFRESH_FAIL reason=app_crashed digest=` + digest + ` error="SyntaxError: Unexpected identifier 'oops'\n    at server.js:3" attempt=1 rolled_back_to=image`},
 		{Record{Marker: MarkerLive, Digest: digest, Live: 396 * time.Millisecond},
 			"REFRESH_LIVE digest=" + digest + " live_ms=396"},
 	} {
@@ -130,9 +132,9 @@ func FuzzParse(f *testing.F) {
 // FuzzWrite builds records from fuzzed fields and checks Parse(String(r)) ==
 // r for every record the fetcher can write.
 func FuzzWrite(f *testing.F) {
-	f.Add(uint8(0), digest, int64(4), int64(1339), int64(2), int64(845), uint8(4), "GET x: 503", int64(1), false, "abc", "2026-05-01T10:00:00Z")
-	f.Add(uint8(1), "sha256:a b", int64(0), int64(0), int64(0), int64(0), uint8(0), "line\nbreak \"q\" ✓", int64(9), true, "", "")
-	f.Fuzz(func(t *testing.T, marker uint8, dig string, ms, bytes, files, downloaded int64, reason uint8, errText string, attempt int64, gaveUp bool, commit, built string) {
+	f.Add(uint8(0), digest, int64(4), int64(1339), int64(2), int64(845), uint8(4), "GET x: 503", int64(1), false, "", "abc", "2026-05-01T10:00:00Z")
+	f.Add(uint8(1), "sha256:a b", int64(0), int64(0), int64(0), int64(0), uint8(0), "line\nbreak \"q\" ✓", int64(9), true, ImageCode, "", "")
+	f.Fuzz(func(t *testing.T, marker uint8, dig string, ms, bytes, files, downloaded int64, reason uint8, errText string, attempt int64, gaveUp bool, rolledBackTo, commit, built string) {
 		if dig == "" || ms < 0 || ms > maxMillis || bytes < 0 || files < 0 || downloaded < 0 || attempt < 0 {
 			return // the fetcher never writes these
 		}
@@ -142,7 +144,7 @@ func FuzzWrite(f *testing.F) {
 		case MarkerOK:
 			r.Latency, r.Bytes, r.Files, r.Downloaded = d, bytes, files, downloaded
 		case MarkerFail:
-			r.Reason, r.Error, r.Attempt, r.GaveUp = Reasons()[int(reason)%len(Reasons())], errText, attempt, gaveUp
+			r.Reason, r.Error, r.Attempt, r.GaveUp, r.RolledBackTo = Reasons()[int(reason)%len(Reasons())], errText, attempt, gaveUp, rolledBackTo
 			if !gaveUp {
 				r.RetryIn = d
 			}
