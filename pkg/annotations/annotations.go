@@ -43,6 +43,12 @@ const (
 	// in whole seconds; it becomes the fetcher's AETHER_FETCH_INTERVAL_SEC.
 	FetchIntervalSec = Prefix + "fetch-interval-sec"
 
+	// HealthTimeoutSec bounds, in whole seconds, how long a new release has
+	// to finish loading and pass the app's probe before the fetcher rolls
+	// it back (DefaultHealthTimeoutSec when unset). The fetcher reads it
+	// from the Deployment with each digest, so changing it needs no rollout.
+	HealthTimeoutSec = Prefix + "health-timeout-sec"
+
 	// CommitSHA is the source commit of the artifact, set by the CLI and
 	// carried into the fetcher's log lines and Events.
 	CommitSHA = Prefix + "commit-sha"

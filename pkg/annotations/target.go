@@ -113,3 +113,23 @@ func ParseFetchInterval(v string) (time.Duration, error) {
 	}
 	return time.Duration(n) * time.Second, nil
 }
+
+// The range and default of aether.dev/health-timeout-sec.
+const (
+	MinHealthTimeoutSec     = 1
+	MaxHealthTimeoutSec     = 600
+	DefaultHealthTimeoutSec = 30
+)
+
+// ParseHealthTimeout validates a health timeout in whole seconds, from
+// MinHealthTimeoutSec to MaxHealthTimeoutSec; "" is the default.
+func ParseHealthTimeout(v string) (time.Duration, error) {
+	if v == "" {
+		return DefaultHealthTimeoutSec * time.Second, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < MinHealthTimeoutSec || n > MaxHealthTimeoutSec {
+		return 0, &Error{Key: HealthTimeoutSec, Problem: fmt.Sprintf("%q is not a whole number of seconds from %d to %d", v, MinHealthTimeoutSec, MaxHealthTimeoutSec)}
+	}
+	return time.Duration(n) * time.Second, nil
+}

@@ -69,3 +69,16 @@ func TestParseFetchInterval(t *testing.T) {
 		}
 	}
 }
+
+func TestParseHealthTimeout(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": 30 * time.Second, "1": time.Second, "45": 45 * time.Second, "600": 10 * time.Minute} {
+		if got, err := annotations.ParseHealthTimeout(v); err != nil || got != want {
+			t.Errorf("%q: %v, %v", v, got, err)
+		}
+	}
+	for _, v := range []string{"0", "-1", "601", "30s", " 30", "1e3"} {
+		if _, err := annotations.ParseHealthTimeout(v); err == nil || !strings.Contains(err.Error(), annotations.HealthTimeoutSec) || !strings.Contains(err.Error(), "from 1 to 600") {
+			t.Errorf("%q: %v, want the key and the range", v, err)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/imageconfig"
+	"github.com/aether-dev/aether-devhot/pkg/probe"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -68,6 +69,18 @@ func inject(d *appsv1.Deployment, o Options) ([]string, *Denial) {
 	}
 	if releaseZero {
 		fo.AppDir = appDir
+	}
+	// The probe is read after the command was rewritten, which leaves the
+	// probes alone, and before the fetcher is inserted, which shifts indexes.
+	p, problem := probe.FromContainer(&spec.Containers[app])
+	switch {
+	case p != nil && problem != "":
+		warnings = append(warnings, fmt.Sprintf("aether-devhot: %s; the fetcher cannot run it, and runs the %s instead to tell when a release answers", problem, p.Source))
+	case problem != "":
+		warnings = append(warnings, "aether-devhot: "+problem+"; the fetcher cannot run it, so a release counts as live once it has loaded")
+	}
+	if p != nil {
+		fo.AppProbe = p.String()
 	}
 	fetcher := sidecar.Container(fo)
 	at := 0

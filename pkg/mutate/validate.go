@@ -49,6 +49,12 @@ func validateAnnotations(d *appsv1.Deployment) *Denial {
 				"set it to e.g. \"5\", or remove it for the default")
 		}
 	}
+	if v, ok := ann[annotations.HealthTimeoutSec]; ok {
+		if _, err := annotations.ParseHealthTimeout(v); err != nil {
+			return deny(ReasonBadAnnotation, annotationField(annotations.HealthTimeoutSec), problem(err),
+				"set it to e.g. \"60\" for an app that takes a while to come up, or remove it for the default of %d", annotations.DefaultHealthTimeoutSec)
+		}
+	}
 	if v, ok := ann[annotations.Entrypoint]; ok {
 		if _, ok := cleanEntry(v); !ok {
 			return deny(ReasonBadAnnotation, annotationField(annotations.Entrypoint),

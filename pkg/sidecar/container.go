@@ -72,6 +72,10 @@ type Options struct {
 	// own code until the first push, and releases without node_modules use
 	// the image's from there.
 	AppDir string
+	// AppProbe, when set, is passed as EnvAppProbe: the app container's
+	// probe, encoded by package probe, which the fetcher runs to tell when
+	// a release answers.
+	AppProbe string
 }
 
 // Container returns the fetcher container. Every field the API server would
@@ -135,6 +139,9 @@ func env(o Options) []corev1.EnvVar {
 	}
 	if o.AppDir != "" {
 		e = append(e, corev1.EnvVar{Name: EnvAppDir, Value: o.AppDir})
+	}
+	if o.AppProbe != "" {
+		e = append(e, corev1.EnvVar{Name: EnvAppProbe, Value: o.AppProbe})
 	}
 	return e
 }

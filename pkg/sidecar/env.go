@@ -17,6 +17,10 @@ const (
 	EnvMaxArtifactBytes = "AETHER_MAX_ARTIFACT_BYTES"
 	EnvCAFile           = "AETHER_CA_FILE"
 	EnvMetricsAddr      = "AETHER_METRICS_ADDR"
+	// EnvAppProbe is the app container's readiness (or startup) probe,
+	// httpGet or tcpSocket, as package probe encodes it: the fetcher runs it
+	// on the pod's loopback before it calls a release live.
+	EnvAppProbe = "AETHER_APP_PROBE"
 
 	// EnvEntry is set on the app container, not the fetcher: boot.cjs loads
 	// this path, relative to the artifact root.
