@@ -244,6 +244,40 @@ func (g *gapMeter) finish() (maxGap time.Duration, gaps, refused int) {
 	return g.max, g.gaps, g.refused
 }
 
+// waitLoaded waits until .aether/loaded shows digest ready, as the
+// fetcher's health gate does without a probe, and returns how long that
+// took. If no process has chosen digest within retouch it touches
+// boot.cjs again (Node drops a touch that arrives mid-restart); 0 never
+// touches.
+func waitLoaded(ctx context.Context, ws *release.Workspace, digest string, retouch time.Duration) (time.Duration, error) {
+	start := time.Now()
+	lastTouch := start
+	for {
+		l, err := ws.Loaded()
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return time.Since(start), err
+		}
+		if err == nil {
+			ws.LearnAppDir(l.AppDir)
+		}
+		chosen := err == nil && l.Digest == digest
+		if chosen && l.Ready {
+			return time.Since(start), nil
+		}
+		if !chosen && retouch > 0 && time.Since(lastTouch) >= retouch {
+			if err := ws.Touch(); err != nil {
+				return time.Since(start), err
+			}
+			lastTouch = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), context.Cause(ctx)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // percentile returns the p-th percentile (0..100) of ds, nearest rank.
 func percentile(ds []time.Duration, p float64) time.Duration {
 	s := append([]time.Duration(nil), ds...)

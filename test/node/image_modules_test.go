@@ -182,7 +182,7 @@ func TestImageModulesLearntFromBoot(t *testing.T) {
 	defer cancel()
 	waited := make(chan error, 1)
 	go func() {
-		_, err := ws.WaitLoaded(ctx, digest, release.NeverRetouch)
+		_, err := waitLoaded(ctx, ws, digest, 0)
 		waited <- err
 	}()
 	got, stderr := runBoot(t, ws, image, sidecar.EnvEntry+"=server.js", sidecar.EnvAppDir+"="+sidecar.AppDirWorking)

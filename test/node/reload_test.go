@@ -31,7 +31,7 @@ func TestReload(t *testing.T) {
 			t.Fatalf("version %d: %v", v, err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		took, err := h.ws.WaitLoaded(ctx, tg.Digest, release.DefaultRetouch)
+		took, err := waitLoaded(ctx, h.ws, tg.Digest, release.DefaultRetouch)
 		cancel()
 		if err != nil {
 			t.Fatalf("version %d not loaded: %v", v, err)
@@ -92,7 +92,7 @@ func BenchmarkReload(b *testing.B) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, err := h.ws.WaitLoaded(ctx, tg.Digest, release.DefaultRetouch)
+			_, err := waitLoaded(ctx, h.ws, tg.Digest, release.DefaultRetouch)
 			waited <- err
 		}()
 		if _, err := h.waitVersion(v, 10*time.Second); err != nil {
@@ -130,7 +130,7 @@ func TestSlowStart(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := h.ws.WaitLoaded(ctx, tg.Digest, retouch); err != nil {
+	if _, err := waitLoaded(ctx, h.ws, tg.Digest, retouch); err != nil {
 		t.Fatalf("not loaded: %v", err)
 	}
 	if _, err := h.waitVersion(2, 5*time.Second); err != nil {

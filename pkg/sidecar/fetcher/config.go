@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/probe"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
@@ -73,6 +74,9 @@ type Config struct {
 	// without node_modules use the image's from there (see
 	// release.Workspace.UseImageModules).
 	AppDir string
+	// AppProbe is the app container's probe that the health gate runs; nil
+	// when it has none the fetcher can run.
+	AppProbe *probe.Probe
 }
 
 // ConfigError reports a setting that cannot be used; cmd/fetcher exits 2 on
@@ -180,6 +184,13 @@ var settings = []setting{
 			return fmt.Errorf("must be %q or a clean absolute path", sidecar.AppDirWorking)
 		}
 		return nil
+	}},
+	{sidecar.EnvAppProbe, "", "the app container's readiness or startup probe, as the webhook encodes it, run before a release counts as live", func(c *Config, v string) (err error) {
+		if v == "" {
+			return nil
+		}
+		c.AppProbe, err = probe.Parse(v)
+		return err
 	}},
 	{EnvKubeconfig, "", "kubeconfig used outside a pod", func(c *Config, v string) error {
 		c.Kubeconfig = v

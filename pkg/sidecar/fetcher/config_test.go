@@ -66,6 +66,10 @@ func TestConfigDefaults(t *testing.T) {
 // TestConfigEnvAndFlagSymmetry proves that every environment variable has a
 // flag twin named by FlagName, and that the flag wins over the variable.
 func TestConfigEnvAndFlagSymmetry(t *testing.T) {
+	const (
+		probeA = `{"source":"readinessProbe","httpGet":{"scheme":"HTTP","port":3000,"path":"/healthz"},"timeoutSeconds":1,"periodSeconds":10,"failureThreshold":3}`
+		probeB = `{"source":"startupProbe","tcpSocket":{"port":8080},"timeoutSeconds":2,"periodSeconds":5,"failureThreshold":1}`
+	)
 	caA, caB := t.TempDir()+"/a.pem", t.TempDir()+"/b.pem"
 	writeFile(t, caA)
 	writeFile(t, caB)
@@ -87,6 +91,7 @@ func TestConfigEnvAndFlagSymmetry(t *testing.T) {
 		{sidecar.EnvCAFile, "ca-file", caA, caB, func(c Config) string { return c.CAFile }, "", ""},
 		{sidecar.EnvMetricsAddr, "metrics-addr", ":1", "127.0.0.1:2", func(c Config) string { return c.MetricsAddr }, "", ""},
 		{sidecar.EnvAppDir, "app-dir", "/app", ".", func(c Config) string { return c.AppDir }, "", ""},
+		{sidecar.EnvAppProbe, "app-probe", probeA, probeB, func(c Config) string { return c.AppProbe.String() }, "", ""},
 		{EnvKubeconfig, "kubeconfig", "/k1", "/k2", func(c Config) string { return c.Kubeconfig }, "", ""},
 	}
 	if len(cases) != len(settings) {

@@ -17,6 +17,8 @@ type Desired struct {
 	// CommitSHA and BuildTimestamp only label log lines and Events.
 	CommitSHA      string
 	BuildTimestamp string
+	// HealthTimeoutSec is aether.dev/health-timeout-sec, as set.
+	HealthTimeoutSec string
 }
 
 // DesiredOf reads the annotations of a Deployment.
@@ -26,6 +28,8 @@ func DesiredOf(a map[string]string) Desired {
 		ArtifactURL:    a[annotations.ArtifactURL],
 		CommitSHA:      a[annotations.CommitSHA],
 		BuildTimestamp: a[annotations.BuildTimestamp],
+
+		HealthTimeoutSec: a[annotations.HealthTimeoutSec],
 	}
 }
 
@@ -58,8 +62,13 @@ func (a attempts) failed(key string, reason refresh.Reason, maxRetries int, dela
 	return a
 }
 
-// whyLive is decide's answer for a digest that is already live.
-const whyLive = "digest is live"
+// decide's answers that the loop tells apart.
+const (
+	// whyLive: the digest is already live.
+	whyLive = "digest is live"
+	// whyRejected: the app failed on the digest and it was rolled back.
+	whyRejected = "the app failed on this digest and it was rolled back; waiting for a new one"
+)
 
 // action is what the loop does next.
 type action int
@@ -81,14 +90,17 @@ type decision struct {
 	why    string
 }
 
-// decide compares what is desired with what is live and with the failure
-// record of the target.
-func decide(d Desired, current string, a attempts, now time.Time) decision {
+// decide compares what is desired with what is live, with the digest the
+// health gate rolled back (rejected), and with the failure record of the
+// target.
+func decide(d Desired, current, rejected string, a attempts, now time.Time) decision {
 	switch {
 	case d.Digest == "":
 		return decision{why: "no " + annotations.Digest + " annotation yet"}
 	case d.Digest == current:
 		return decision{why: whyLive}
+	case d.Digest == rejected:
+		return decision{why: whyRejected}
 	}
 	if a.key == d.key() {
 		if a.gaveUp {

@@ -13,15 +13,16 @@ import (
 const (
 	digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	digestC = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
 	urlA    = "http://127.0.0.1:1/a.tar.gz"
 )
 
 func TestDesiredOf(t *testing.T) {
 	d := DesiredOf(map[string]string{
 		annotations.Digest: digestA, annotations.ArtifactURL: urlA,
-		annotations.CommitSHA: "abc123", annotations.BuildTimestamp: "2026-01-02T03:04:05Z", "other": "x",
+		annotations.CommitSHA: "abc123", annotations.BuildTimestamp: "2026-01-02T03:04:05Z", annotations.HealthTimeoutSec: "60", "other": "x",
 	})
-	want := Desired{Digest: digestA, ArtifactURL: urlA, CommitSHA: "abc123", BuildTimestamp: "2026-01-02T03:04:05Z"}
+	want := Desired{Digest: digestA, ArtifactURL: urlA, CommitSHA: "abc123", BuildTimestamp: "2026-01-02T03:04:05Z", HealthTimeoutSec: "60"}
 	if d != want {
 		t.Errorf("got %+v, want %+v", d, want)
 	}
@@ -35,25 +36,30 @@ func TestDecide(t *testing.T) {
 		name    string
 		desired Desired
 		current string
+		reject  string
 		att     attempts
 		want    action
 		why     string
 	}{
-		{"no digest", Desired{ArtifactURL: urlA}, "", attempts{}, actNone, "no aether.dev/digest annotation"},
-		{"unchanged", a, digestA, attempts{}, actNone, whyLive},
-		{"unchanged even after failures", a, digestA, failedA, actNone, whyLive},
-		{"new digest", a, digestB, attempts{}, actApply, "applying"},
-		{"first release", a, "", attempts{}, actApply, "applying"},
-		{"backing off", a, digestB, failedA, actWait, "backing off"},
-		{"backoff over", a, digestB, attempts{key: a.key(), failures: 1, retryAt: now}, actApply, "applying"},
-		{"gave up", a, digestB, attempts{key: a.key(), failures: 3, gaveUp: true}, actNone, "gave up"},
-		{"new URL after giving up", Desired{Digest: digestA, ArtifactURL: urlA + "?fixed"}, digestB, attempts{key: a.key(), gaveUp: true}, actApply, "applying"},
-		{"malformed digest", Desired{Digest: "sha256:xyz", ArtifactURL: urlA}, "", attempts{}, actFail, "bad annotation"},
-		{"file URL", Desired{Digest: digestA, ArtifactURL: "file:///etc/passwd"}, "", attempts{}, actFail, "bad annotation"},
+		{"no digest", Desired{ArtifactURL: urlA}, "", "", attempts{}, actNone, "no aether.dev/digest annotation"},
+		{"unchanged", a, digestA, "", attempts{}, actNone, whyLive},
+		{"unchanged even after failures", a, digestA, "", failedA, actNone, whyLive},
+		{"new digest", a, digestB, "", attempts{}, actApply, "applying"},
+		{"first release", a, "", "", attempts{}, actApply, "applying"},
+		{"backing off", a, digestB, "", failedA, actWait, "backing off"},
+		{"backoff over", a, digestB, "", attempts{key: a.key(), failures: 1, retryAt: now}, actApply, "applying"},
+		{"gave up", a, digestB, "", attempts{key: a.key(), failures: 3, gaveUp: true}, actNone, "gave up"},
+		{"new URL after giving up", Desired{Digest: digestA, ArtifactURL: urlA + "?fixed"}, digestB, "", attempts{key: a.key(), gaveUp: true}, actApply, "applying"},
+		{"rolled back", a, digestB, digestA, attempts{}, actNone, whyRejected},
+		{"rolled back to the image's code", a, "", digestA, attempts{}, actNone, whyRejected},
+		{"rolled back, even with a new URL", Desired{Digest: digestA, ArtifactURL: urlA + "?other"}, digestB, digestA, attempts{}, actNone, whyRejected},
+		{"another digest was rolled back", a, digestB, digestC, attempts{}, actApply, "applying"},
+		{"malformed digest", Desired{Digest: "sha256:xyz", ArtifactURL: urlA}, "", "", attempts{}, actFail, "bad annotation"},
+		{"file URL", Desired{Digest: digestA, ArtifactURL: "file:///etc/passwd"}, "", "", attempts{}, actFail, "bad annotation"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := decide(tc.desired, tc.current, tc.att, now)
+			d := decide(tc.desired, tc.current, tc.reject, tc.att, now)
 			if d.action != tc.want || !strings.Contains(d.why, tc.why) {
 				t.Fatalf("got action %d (%s), want %d (%s)", d.action, d.why, tc.want, tc.why)
 			}

@@ -21,14 +21,11 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/backoff"
+	"github.com/aether-dev/aether-devhot/pkg/probe"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
-
-// liveWait bounds how long the fetcher waits for the app to load a release
-// before it stops touching boot.cjs: an app that crashes on start would
-// otherwise be restarted every retouch, forever.
-const liveWait = 30 * time.Second
 
 // zeroGraceDefault bounds how long a pod that can run its image's code
 // waits for the fetcher's first reading of the Deployment before the app
@@ -48,7 +45,12 @@ type Fetcher struct {
 	limits  release.Limits
 	backoff backoff.Backoff
 	rand    *rand.Rand
+	// retouch is how long the health gate waits for a process to choose a
+	// release before it touches boot.cjs again (release.DefaultRetouch).
 	retouch time.Duration
+	// checker runs the app's probe; nil when it has none the fetcher can
+	// run, and then a release is live once it has loaded.
+	checker *probe.Checker
 	// zeroGrace is how long a pod that may run its image's code waits for
 	// the first reading of the Deployment (zeroGraceDefault).
 	zeroGrace time.Duration
@@ -60,13 +62,15 @@ type Fetcher struct {
 	events *eventSink
 
 	inbox *inbox
+	// healthc carries the health gate's verdicts to the loop.
+	healthc chan health
 	// live is the digest /readyz reports; "" until a release is live.
 	live atomic.Pointer[string]
 	// zero is set when the app may start on its image's own code (release
 	// zero, cfg.AppDir): no digest is asked for, or the first try of one
 	// ended, or the Deployment could not be read for zeroGrace.
 	zero atomic.Bool
-	// bg counts the goroutines that wait for the app to load a release.
+	// bg counts the goroutines that watch the app.
 	bg sync.WaitGroup
 }
 
@@ -96,6 +100,10 @@ func New(cfg Config, client kubernetes.Interface, out io.Writer) (*Fetcher, erro
 		out:       out,
 		log:       slog.New(slog.NewTextHandler(out, nil)),
 		inbox:     newInbox(),
+		healthc:   make(chan health),
+	}
+	if cfg.AppProbe != nil {
+		f.checker = probe.NewChecker(cfg.AppProbe)
 	}
 	if cfg.AppDir != "" {
 		if err := ws.UseImageModules(cfg.AppDir); err != nil {
@@ -195,8 +203,8 @@ type outcome struct {
 }
 
 // loop owns the workspace and runs at most one Apply at a time. It takes the
-// latest reading, cancels a job that the reading supersedes, and acts on
-// decide's answer.
+// latest reading, cancels a job that the reading supersedes, acts on
+// decide's answer, and on the health gate's verdicts.
 func (f *Fetcher) loop(ctx context.Context) {
 	var (
 		running *job
@@ -204,11 +212,17 @@ func (f *Fetcher) loop(ctx context.Context) {
 		att     attempts
 		retry   = time.NewTimer(time.Hour)
 		lastWhy string
-		// stopLive ends the wait for the previous release to load.
-		stopLive context.CancelFunc = func() {}
+		// last is the latest reading; desired is the digest it asked for
+		// when decide last ran.
+		last    *observation
+		desired string
+		a       = f.newApp()
 	)
 	retry.Stop()
-	defer func() { stopLive() }()
+	defer func() { a.stop() }()
+	if a.hasGood {
+		f.startGate(ctx, a, f.newGate(a.good, true, Desired{}), nil)
+	}
 	settle := func(o outcome) {
 		running = nil
 		cancelled := o.job.ctx.Err() != nil
@@ -222,8 +236,9 @@ func (f *Fetcher) loop(ctx context.Context) {
 		default:
 			att = attempts{}
 			lastWhy = whyLive
-			stopLive()
-			stopLive = f.succeeded(ctx, o)
+			f.succeeded(o)
+			obs := o.job.obs
+			f.startGate(ctx, a, f.newGate(o.res.Digest, false, obs.desired), &obs)
 		}
 	}
 	for {
@@ -238,11 +253,17 @@ func (f *Fetcher) loop(ctx context.Context) {
 		case <-retry.C:
 		case o := <-done:
 			settle(o)
+		case h := <-f.healthc:
+			f.onHealth(ctx, a, h, last)
+		case <-a.restart.C:
+			f.restartApp(a)
+			continue
 		}
 		obs, ok := f.inbox.get()
 		if !ok {
 			continue
 		}
+		last = &obs
 		if running != nil {
 			if running.obs.desired.key() == obs.desired.key() {
 				continue
@@ -250,13 +271,27 @@ func (f *Fetcher) loop(ctx context.Context) {
 			running.cancel(errSuperseded)
 			settle(<-done)
 		}
+		if a.rejected != "" && obs.desired.Digest != a.rejected {
+			// A new digest arrived: the rejected one may be tried again
+			// when it is asked for again.
+			a.rejected = ""
+			if err := f.ws.Reject(""); err != nil {
+				f.log.Warn("cannot clear the rejected digest", "error", err)
+			}
+		}
 		current := f.ws.Current()
 		f.live.Store(&current)
-		d := decide(obs.desired, current, att, time.Now())
+		d := decide(obs.desired, current, a.rejected, att, time.Now())
 		retry.Stop()
 		switch d.action {
 		case actNone:
 			f.zeroReady()
+			if d.why == whyLive && obs.desired.Digest != desired && desired != "" && a.live && a.trial == nil {
+				// Asked again for what runs, as after a rollback: it is
+				// live already, and a waiting push must hear so.
+				f.report(obs, refresh.Record{Marker: refresh.MarkerLive, Digest: current, Live: time.Since(obs.seen)},
+					fmt.Sprintf("%s is already live on pod %s%s", current, f.cfg.PodName, commit(obs.desired)))
+			}
 			// Resyncs repeat the same answer every interval; say it once.
 			if d.why != lastWhy {
 				f.log.Info(d.why, "digest", obs.desired.Digest, "current", current)
@@ -270,6 +305,7 @@ func (f *Fetcher) loop(ctx context.Context) {
 			running = f.start(ctx, obs, d.target, done)
 		}
 		lastWhy = d.why
+		desired = obs.desired.Digest
 	}
 }
 

@@ -27,6 +27,9 @@ type Metrics struct {
 	ConsecutiveFailures prometheus.Gauge
 	// LastSuccess is dev_hot_last_success_timestamp_seconds.
 	LastSuccess prometheus.Gauge
+	// Rollbacks is dev_hot_rollbacks_total: releases the health gate
+	// rolled back because the app crashed on them or was not healthy.
+	Rollbacks prometheus.Counter
 }
 
 // NewMetrics registers the fetcher's series, plus the Go and process
@@ -55,12 +58,16 @@ func NewMetrics() *Metrics {
 			Name: "dev_hot_last_success_timestamp_seconds",
 			Help: "Unix time of the last published release.",
 		}),
+		Rollbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dev_hot_rollbacks_total",
+			Help: "Releases rolled back because the app crashed on them or was not healthy in time.",
+		}),
 	}
 	for _, r := range reasons {
 		m.Failures.WithLabelValues(string(r))
 	}
 	m.Registry.MustRegister(
-		m.Refreshes, m.Failures, m.Latency, m.ConsecutiveFailures, m.LastSuccess,
+		m.Refreshes, m.Failures, m.Latency, m.ConsecutiveFailures, m.LastSuccess, m.Rollbacks,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -1,10 +1,8 @@
 package fetcher
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -17,9 +15,9 @@ import (
 // and the record on the Event, have the full text.
 const maxEventError = 512
 
-// succeeded reports a published release and starts waiting for the app to
-// load it. It returns the function that stops that wait.
-func (f *Fetcher) succeeded(ctx context.Context, o outcome) context.CancelFunc {
+// succeeded reports a published release; the health gate (gate.go) takes
+// it from there, to live or to a rollback.
+func (f *Fetcher) succeeded(o outcome) {
 	d := o.job.obs.desired
 	latency := o.at.Sub(o.job.obs.seen)
 	f.live.Store(&o.res.Digest)
@@ -36,30 +34,6 @@ func (f *Fetcher) succeeded(ctx context.Context, o outcome) context.CancelFunc {
 		Files:      int64(o.res.Files),
 		Downloaded: o.res.Downloaded,
 	}, fmt.Sprintf("Published %s on pod %s in %s%s", o.res.Digest, f.cfg.PodName, latency.Round(time.Millisecond), commit(d)))
-
-	// An app that has never loaded a release is not running yet: it loads
-	// current when it starts, and a touch now would only restart it twice.
-	// Wait for it without touching, so that RefreshLive still follows.
-	retouch := f.retouch
-	if _, err := f.ws.Loaded(); errors.Is(err, fs.ErrNotExist) {
-		retouch = release.NeverRetouch
-	}
-	lctx, cancel := context.WithTimeout(ctx, liveWait)
-	f.bg.Go(func() {
-		defer cancel()
-		_, err := f.ws.WaitLoaded(lctx, o.res.Digest, retouch)
-		switch {
-		case err == nil:
-			live := time.Since(o.job.obs.seen)
-			f.report(o.job.obs, refresh.Record{Marker: refresh.MarkerLive, Digest: o.res.Digest, Live: live},
-				fmt.Sprintf("Loaded %s on pod %s in %s%s", o.res.Digest, f.cfg.PodName, live.Round(time.Millisecond), commit(d)))
-		case errors.Is(err, context.DeadlineExceeded):
-			f.log.Warn("the app has not loaded the release", "digest", o.res.Digest, "waited", liveWait)
-		case lctx.Err() == nil:
-			f.log.Warn("cannot confirm that the app loaded the release", "digest", o.res.Digest, "error", err)
-		}
-	})
-	return cancel
 }
 
 // failed reports a failure of obs's target and returns the updated record.
@@ -83,13 +57,17 @@ func (f *Fetcher) failed(obs observation, err error, att attempts) attempts {
 		r.RetryIn = att.retryAt.Sub(now)
 		next = "retry in " + r.RetryIn.Round(time.Millisecond).String()
 	}
-	short := msg
-	if len(short) > maxEventError {
-		short = strings.ToValidUTF8(short[:maxEventError], "") + "…"
-	}
 	f.report(obs, r, fmt.Sprintf("Refresh to %s failed on pod %s (attempt %d, %s): %s: %s%s",
-		d.Digest, f.cfg.PodName, att.failures, next, reason, short, commit(d)))
+		d.Digest, f.cfg.PodName, att.failures, next, reason, shorten(msg), commit(d)))
 	return att
+}
+
+// shorten keeps an error short enough for an Event's note.
+func shorten(msg string) string {
+	if len(msg) <= maxEventError {
+		return msg
+	}
+	return strings.ToValidUTF8(msg[:maxEventError], "") + "…"
 }
 
 // report writes r as a REFRESH_* line and as an Event on the Deployment,
@@ -100,6 +78,7 @@ func (f *Fetcher) report(obs observation, r refresh.Record, note string) {
 	f.events.report(r, *obs.ref, note)
 }
 
+// commit labels a message with the build annotations' commit.
 func commit(d Desired) string {
 	if d.CommitSHA == "" {
 		return ""

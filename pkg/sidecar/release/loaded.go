@@ -1,27 +1,21 @@
 package release
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
-// DefaultRetouch is how long WaitLoaded waits before touching boot.cjs
-// again. Node ignores a touch that arrives while it restarts, and a normal
-// restart takes about 350 ms (NODE-WATCH.md), so 2 s means it was lost.
+// DefaultRetouch is how long to wait for a process to choose a published
+// release before touching boot.cjs again. Node ignores a touch that
+// arrives while it restarts, and a normal restart takes about 350 ms
+// (NODE-WATCH.md), so 2 s means it was lost.
 const DefaultRetouch = 2 * time.Second
-
-// loadedPoll is how often WaitLoaded reads .aether/loaded; it bounds the
-// error of live_ms and costs one small read.
-const loadedPoll = 5 * time.Millisecond
 
 // Loaded is the record boot.cjs writes to .aether/loaded each time it
 // starts the app: the fetcher's only proof that the app runs new code.
@@ -39,6 +33,55 @@ type Loaded struct {
 	// (AETHER_APP_DIR resolved in the app's container): release zero runs
 	// from there, and the image's node_modules are there.
 	AppDir string `json:"appDir,omitempty"`
+	// Exit is set when the process has exited on its own (process.exit,
+	// an uncaught error, an empty event loop); nil while it runs, and
+	// after a signal, which leaves no record.
+	Exit *Exit `json:"exit,omitempty"`
+}
+
+// Exit is how a process of the app ended.
+type Exit struct {
+	Code int       `json:"code"`
+	Time time.Time `json:"time"`
+	// Error is the uncaught exception or rejection that ended it, if one did.
+	Error *AppError `json:"error,omitempty"`
+}
+
+// AppError is an uncaught error of the app, as boot.cjs describes it.
+type AppError struct {
+	Name    string `json:"name"`
+	Message string `json:"message"`
+	// Code is the error's code property, such as MODULE_NOT_FOUND.
+	Code string `json:"code,omitempty"`
+	// Frames are the top frames of the stack that point into the running
+	// code, relative to its root ("at f (lib/a.js:2:21)"), or a
+	// SyntaxError's location ("server.js:2").
+	Frames []string `json:"frames,omitempty"`
+}
+
+// String is the error as a developer reads it: "Name [code]: message",
+// then one frame a line, as in a stack.
+func (e *AppError) String() string {
+	var b strings.Builder
+	b.WriteString(e.Name)
+	if e.Code != "" {
+		fmt.Fprintf(&b, " [%s]", e.Code)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Message)
+	for _, f := range e.Frames {
+		b.WriteString("\n    at ")
+		b.WriteString(strings.TrimPrefix(f, "at "))
+	}
+	return b.String()
+}
+
+// String says how the process ended: its error, or its exit code.
+func (e *Exit) String() string {
+	if e.Error != nil {
+		return e.Error.String()
+	}
+	return fmt.Sprintf("the process exited with code %d", e.Code)
 }
 
 // Loaded reads .aether/loaded. The error wraps fs.ErrNotExist if the app has
@@ -53,55 +96,4 @@ func (w *Workspace) Loaded() (Loaded, error) {
 		return l, fmt.Errorf("%s: %w", sidecar.LoadedFile, err)
 	}
 	return l, nil
-}
-
-// NeverRetouch makes WaitLoaded only wait, for an app that has never
-// loaded a release: it is not running yet and will load current when it
-// starts, so a touch would only restart it twice.
-const NeverRetouch time.Duration = math.MaxInt64
-
-// WaitLoaded waits until .aether/loaded shows digest ready and returns how
-// long that took (live_ms). It gives up with ctx's error; that is not a
-// REFRESH_FAIL, since the release is already published.
-//
-// Node drops a change that arrives while it restarts, so WaitLoaded touches
-// boot.cjs again if no process has chosen digest within retouch
-// (DefaultRetouch when zero or negative; NeverRetouch never touches). Once
-// one has, it only waits: touching an app that is still loading would
-// restart it, and an app that loads for longer than retouch would then
-// never come up.
-func (w *Workspace) WaitLoaded(ctx context.Context, digest string, retouch time.Duration) (time.Duration, error) {
-	if retouch <= 0 {
-		retouch = DefaultRetouch
-	}
-	start := time.Now()
-	lastTouch := start
-	tick := time.NewTicker(loadedPoll)
-	defer tick.Stop()
-	for {
-		l, err := w.Loaded()
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			// Touching blindly on an unreadable record would restart the
-			// app every retouch, for ever.
-			return time.Since(start), err
-		}
-		if err == nil && l.AppDir != "" {
-			w.learnAppDir(l.AppDir)
-		}
-		chosen := err == nil && l.Digest == digest
-		if chosen && l.Ready {
-			return time.Since(start), nil
-		}
-		if !chosen && time.Since(lastTouch) >= retouch {
-			if err := w.Touch(); err != nil {
-				return time.Since(start), err
-			}
-			lastTouch = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return time.Since(start), context.Cause(ctx)
-		case <-tick.C:
-		}
-	}
 }

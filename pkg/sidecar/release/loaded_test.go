@@ -1,7 +1,6 @@
 package release_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -45,94 +44,39 @@ func TestLoaded(t *testing.T) {
 	}
 }
 
-// TestWaitLoadedRetouches loses the first touch, as Node does when it
-// arrives mid-restart, and expects WaitLoaded to touch boot.cjs again.
-func TestWaitLoadedRetouches(t *testing.T) {
+func TestLoadedExit(t *testing.T) {
 	ws, err := release.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	boot := filepath.Join(ws.Dir(), sidecar.BootFile)
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(boot, old, old); err != nil {
+	rec := `{"digest":"sha256:abc","pid":7,"time":"2026-01-02T03:04:05Z","ready":false,"exit":{"code":1,"time":"2026-01-02T03:04:06Z",` +
+		`"error":{"name":"Error","message":"Cannot find module 'left-pad'\nRequire stack:\n- server.js","code":"MODULE_NOT_FOUND","frames":["at Object.<anonymous> (server.js:1:1)"]}}}`
+	if err := os.WriteFile(filepath.Join(ws.Dir(), sidecar.LoadedFile), []byte(rec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		// The app comes up only once it sees a touch.
-		for {
-			fi, err := os.Stat(boot)
-			if err == nil && fi.ModTime().After(old.Add(time.Minute)) {
-				writeLoaded(t, ws.Dir(), "sha256:new", true)
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
+	l, err := ws.Loaded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Error [MODULE_NOT_FOUND]: Cannot find module 'left-pad'\nRequire stack:\n- server.js\n    at Object.<anonymous> (server.js:1:1)"
+	if l.Exit == nil || l.Exit.Code != 1 || l.Exit.String() != want {
+		t.Errorf("Exit = %+v, String()\n%s\nwant\n%s", l.Exit, l.Exit, want)
+	}
+}
+
+func TestExitString(t *testing.T) {
+	for _, c := range []struct {
+		exit release.Exit
+		want string
+	}{
+		{release.Exit{Code: 3}, "the process exited with code 3"},
+		{release.Exit{Code: 1, Error: &release.AppError{Name: "SyntaxError", Message: "Unexpected identifier 'oops'", Frames: []string{"server.js:2"}}},
+			"SyntaxError: Unexpected identifier 'oops'\n    at server.js:2"},
+		{release.Exit{Code: 1, Error: &release.AppError{Name: "TypeError", Message: "boom", Frames: []string{"at f (lib/a.js:1:21)", "at lib/a.js:2:1"}}},
+			"TypeError: boom\n    at f (lib/a.js:1:21)\n    at lib/a.js:2:1"},
+	} {
+		if got := c.exit.String(); got != c.want {
+			t.Errorf("String()\n got %q\nwant %q", got, c.want)
 		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	took, err := ws.WaitLoaded(ctx, "sha256:new", 50*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if took < 50*time.Millisecond {
-		t.Errorf("took %v, before the re-touch could have happened", took)
-	}
-}
-
-func TestWaitLoadedGivesUp(t *testing.T) {
-	ws, err := release.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeLoaded(t, ws.Dir(), "sha256:old", true)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := ws.WaitLoaded(ctx, "sha256:new", 0); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("error %v, want DeadlineExceeded", err)
-	}
-}
-
-// TestWaitLoadedLetsSlowAppLoad sees a process that has chosen the release
-// but is still loading: touching it would restart it, so WaitLoaded must
-// only wait.
-func TestWaitLoadedLetsSlowAppLoad(t *testing.T) {
-	ws, err := release.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	boot := filepath.Join(ws.Dir(), sidecar.BootFile)
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(boot, old, old); err != nil {
-		t.Fatal(err)
-	}
-	writeLoaded(t, ws.Dir(), "sha256:new", false)
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		writeLoaded(t, ws.Dir(), "sha256:new", true)
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := ws.WaitLoaded(ctx, "sha256:new", 20*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(boot); err != nil || !fi.ModTime().Equal(old) {
-		t.Errorf("boot.cjs touched while the app was loading")
-	}
-}
-
-// TestWaitLoadedUnreadable stops on a record it cannot read instead of
-// touching, and so restarting the app, every retouch.
-func TestWaitLoadedUnreadable(t *testing.T) {
-	ws, err := release.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(ws.Dir(), sidecar.LoadedFile), []byte("{not json"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := ws.WaitLoaded(ctx, "sha256:new", 10*time.Millisecond); err == nil || ctx.Err() != nil {
-		t.Errorf("WaitLoaded on a broken record: %v, want an error at once", err)
 	}
 }

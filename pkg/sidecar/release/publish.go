@@ -73,7 +73,8 @@ func (w *Workspace) flip(hex string) error {
 	return os.Rename(tmp, filepath.Join(w.dir, sidecar.CurrentLink))
 }
 
-// prune removes all but the newest sidecar.KeepReleases releases, never live. Each
+// prune removes all but the newest sidecar.KeepReleases releases, never
+// live nor the pinned one, which counts as one of them. Each
 // is renamed away first, so a crash mid-removal never leaves a partial
 // directory under a digest's name that republish would trust.
 func (w *Workspace) prune(live string) {
@@ -86,19 +87,24 @@ func (w *Workspace) prune(live string) {
 		mod time.Time
 	}
 	var old []release
+	keep := sidecar.KeepReleases - 1 // besides live
 	for _, e := range entries {
 		if !e.IsDir() || !digest.IsHex(e.Name()) || e.Name() == live {
+			continue
+		}
+		if e.Name() == w.pinned {
+			keep--
 			continue
 		}
 		if fi, err := e.Info(); err == nil {
 			old = append(old, release{e.Name(), fi.ModTime()})
 		}
 	}
-	if len(old) < sidecar.KeepReleases {
+	if len(old) <= keep {
 		return
 	}
 	slices.SortFunc(old, func(a, b release) int { return b.mod.Compare(a.mod) })
-	for _, r := range old[sidecar.KeepReleases-1:] {
+	for _, r := range old[keep:] {
 		tmp := filepath.Join(w.releases, tempPrefix+"prune-"+r.hex)
 		if os.Rename(filepath.Join(w.releases, r.hex), tmp) == nil {
 			os.RemoveAll(tmp)

@@ -54,6 +54,9 @@ type Workspace struct {
 	// directory once known.
 	imageModules bool
 	appDir       string
+	// pinned is the hex of the release that prune keeps whatever its age:
+	// the last one that went live, which a rollback goes back to.
+	pinned string
 }
 
 // Open prepares dir as a workspace and returns it. It writes .aether/boot.cjs
@@ -169,9 +172,9 @@ func (w *Workspace) UseImageModules(appDir string) error {
 	return w.linkImageModules()
 }
 
-// learnAppDir takes the app's directory from boot.cjs's record, if it is
-// not known yet.
-func (w *Workspace) learnAppDir(dir string) {
+// LearnAppDir takes the app's directory from boot.cjs's record
+// (Loaded.AppDir), if it is not known yet.
+func (w *Workspace) LearnAppDir(dir string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.imageModules && w.appDir == "" && filepath.IsAbs(dir) && filepath.Clean(dir) == dir {
@@ -205,6 +208,14 @@ func (w *Workspace) linkImageModules() error {
 		return err
 	}
 	return os.Rename(tmp, link)
+}
+
+// Pin keeps release d ("sha256:<hex>") on disk until another is pinned,
+// however many newer ones are published; "" pins none.
+func (w *Workspace) Pin(d string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pinned = strings.TrimPrefix(d, digest.Prefix)
 }
 
 // Dir returns the absolute path of the workspace.
