@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
@@ -21,11 +23,15 @@ import (
 type podState struct {
 	published bool
 	live      time.Duration // since the annotation; 0 while not live
+	// failed is the pod's failure of the digest, nil unless it failed
+	// (and did not go live after).
+	failed *refresh.Record
 }
 
 // rollout follows one digest's Events until every expected pod has
-// loaded it. With no Pods to list (a local control plane has no kubelet),
-// it expects as many distinct pods as the Deployment's replicas.
+// either loaded it or failed on it. With no Pods to list (a local control
+// plane has no kubelet), it expects as many distinct pods as the
+// Deployment's replicas.
 type rollout struct {
 	digest string
 	sent   time.Time
@@ -67,16 +73,16 @@ func expectedPods(ctx context.Context, c *cluster, d *appsv1.Deployment) ([]stri
 	return names, replicas, nil
 }
 
-// observe takes one Event and reports whether every pod is live, or an
-// error naming the reason of a failed refresh of this digest. Only the
-// fetcher's refresh Events count (refresh.FromEvent).
-func (r *rollout) observe(e *eventsv1.Event, at time.Time) (bool, error) {
+// observe takes one Event, prints what it says of a pod, and reports
+// whether every pod is done: live, or failed. Only the fetcher's refresh
+// Events of this digest count (refresh.FromEvent).
+func (r *rollout) observe(e *eventsv1.Event, at time.Time) bool {
 	rec, pod, ok := refresh.FromEvent(e)
 	if !ok || rec.Digest != r.digest {
-		return false, nil
+		return false
 	}
 	if r.want != nil && !slices.Contains(r.want, pod) {
-		return false, nil
+		return false
 	}
 	st := r.pods[pod]
 	if st == nil {
@@ -85,26 +91,95 @@ func (r *rollout) observe(e *eventsv1.Event, at time.Time) (bool, error) {
 	}
 	switch rec.Marker {
 	case refresh.MarkerFail:
-		return false, fmt.Errorf("pod %s: refresh failed: %s: %s", pod, rec.Reason, rec.Error)
+		st.failed, st.live = &rec, 0
+		fmt.Fprint(r.out, failureLines(pod, rec))
 	case refresh.MarkerOK:
 		st.published = true
 	case refresh.MarkerLive:
 		if st.live == 0 {
-			st.live = max(at.Sub(r.sent), time.Millisecond)
+			st.live, st.failed = max(at.Sub(r.sent), time.Millisecond), nil
 			fmt.Fprintf(r.out, "  %s: live in %s\n", pod, ms(st.live))
 		}
 	}
-	return r.done(), nil
+	return r.done()
+}
+
+// maxErrorLines is how much of an app's error push prints per pod; the
+// Event and the fetcher's log have all of it.
+const maxErrorLines = 6
+
+// failureLines says what failed on a pod: the reason, the error's first
+// lines, and what serves now.
+func failureLines(pod string, rec refresh.Record) string {
+	var b strings.Builder
+	lines := strings.Split(strings.TrimRight(rec.Error, "\n"), "\n")
+	if len(lines) > maxErrorLines {
+		lines = append(lines[:maxErrorLines], "…")
+	}
+	fmt.Fprintf(&b, "  %s: %s: %s\n", pod, reasonText(rec.Reason), lines[0])
+	for _, l := range lines[1:] {
+		fmt.Fprintf(&b, "    %s\n", l)
+	}
+	switch {
+	case rec.RolledBackTo == refresh.ImageCode:
+		fmt.Fprintf(&b, "    rolled back to the image's own code\n")
+	case rec.RolledBackTo != "":
+		fmt.Fprintf(&b, "    rolled back to %s\n", rec.RolledBackTo)
+	case rec.Reason == refresh.ReasonAppDown && !rec.GaveUp:
+		fmt.Fprintf(&b, "    restarting it in %s\n", ms(rec.RetryIn))
+	case rec.Reason == refresh.ReasonAppCrashed || rec.Reason == refresh.ReasonUnhealthy:
+		fmt.Fprintf(&b, "    not rolled back: the pod has nothing earlier to run\n")
+	case !rec.GaveUp:
+		fmt.Fprintf(&b, "    the fetcher retries in %s; the previous code serves\n", ms(rec.RetryIn))
+	default:
+		fmt.Fprintf(&b, "    the previous code serves\n")
+	}
+	return b.String()
+}
+
+// reasonText reads a failure reason to the developer.
+func reasonText(r refresh.Reason) string {
+	switch r {
+	case refresh.ReasonAppCrashed:
+		return "the app crashed on it"
+	case refresh.ReasonUnhealthy:
+		return "the app was not healthy on it in time"
+	case refresh.ReasonAppDown:
+		return "the app went down"
+	}
+	return "refresh failed: " + string(r)
 }
 
 func (r *rollout) done() bool {
-	live := 0
+	settled := 0
 	for _, st := range r.pods {
-		if st.live > 0 {
-			live++
+		if st.live > 0 || st.failed != nil {
+			settled++
 		}
 	}
-	return r.count > 0 && live >= r.count
+	return r.count > 0 && settled >= r.count
+}
+
+// result is the outcome once done: nil when every pod runs the digest,
+// else an error that counts the failures.
+func (r *rollout) result() error {
+	var failed []string
+	reasons := map[refresh.Reason]bool{}
+	for pod, st := range r.pods {
+		if st.failed != nil {
+			failed = append(failed, pod)
+			reasons[st.failed.Reason] = true
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(reasons))
+	why := make([]string, len(names))
+	for i, n := range names {
+		why[i] = string(n)
+	}
+	return fmt.Errorf("%s failed on %d of %d pods (%s)", r.digest, len(failed), r.count, strings.Join(why, ", "))
 }
 
 // slowest is the latency of the last pod to load the digest.
@@ -121,9 +196,9 @@ func (r *rollout) stuck() string {
 	var parts []string
 	for pod, st := range r.pods {
 		switch {
-		case st.live > 0:
+		case st.live > 0 || st.failed != nil:
 		case st.published:
-			parts = append(parts, pod+" published it, but the app has not loaded it (does it start? see the app's log)")
+			parts = append(parts, pod+" published it, and the app has not gone live on it yet (slow to load? see "+annotations.HealthTimeoutSec+")")
 		default:
 			parts = append(parts, pod+" has not published it")
 		}
@@ -145,8 +220,8 @@ func eventsSince(ctx context.Context, c *cluster, name string) (string, error) {
 	return list.ResourceVersion, nil
 }
 
-// wait watches the Deployment's Events from rv until r is done, a pod
-// fails, or ctx ends.
+// wait watches the Deployment's Events from rv until every pod is live or
+// failed, or ctx ends. It returns r.result() when done.
 func (r *rollout) wait(ctx context.Context, c *cluster, name, rv string) error {
 	if r.count == 0 {
 		fmt.Fprintf(r.out, "  deployment %s has 0 replicas: nothing to wait for\n", name)
@@ -160,10 +235,10 @@ func (r *rollout) wait(ctx context.Context, c *cluster, name, rv string) error {
 			}
 			return fmt.Errorf("watch events: %w", err)
 		}
-		done, err := r.drain(ctx, w, &rv)
+		done := r.drain(ctx, w, &rv)
 		w.Stop()
-		if done || err != nil {
-			return err
+		if done {
+			return r.result()
 		}
 		if ctx.Err() != nil {
 			return r.timeout(ctx)
@@ -171,23 +246,24 @@ func (r *rollout) wait(ctx context.Context, c *cluster, name, rv string) error {
 	}
 }
 
-// drain reads one watch until it closes, recording the last version seen.
-func (r *rollout) drain(ctx context.Context, w watch.Interface, rv *string) (bool, error) {
+// drain reads one watch until it closes or r is done, recording the last
+// version seen.
+func (r *rollout) drain(ctx context.Context, w watch.Interface, rv *string) bool {
 	for {
 		select {
 		case <-ctx.Done():
-			return false, nil
+			return false
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return false, nil
+				return false
 			}
 			e, isEvent := ev.Object.(*eventsv1.Event)
 			if !isEvent || (ev.Type != watch.Added && ev.Type != watch.Modified) {
 				continue
 			}
 			*rv = e.ResourceVersion
-			if done, err := r.observe(e, time.Now()); done || err != nil {
-				return done, err
+			if r.observe(e, time.Now()) {
+				return true
 			}
 		}
 	}

@@ -3,14 +3,21 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/aether-dev/aether-devhot/pkg/pack"
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 // debounce collects the several writes of one save (an editor's temp
@@ -19,8 +26,16 @@ const debounce = 100 * time.Millisecond
 
 // watch pushes now and then after every change under the directory,
 // until ctx ends (Ctrl-C), which is a clean exit. A failed push is
-// reported and the watch goes on: the next save may fix it.
+// reported and the watch goes on: the next save may fix it. Between
+// pushes it prints what the fetchers report of the app going down.
 func (p *pusher) watch(ctx context.Context) error {
+	p.out = &syncWriter{w: p.out}
+	rv, err := eventsSince(ctx, p.c, p.name)
+	if err != nil {
+		return err
+	}
+	var pushing atomic.Bool
+	go p.follow(ctx, rv, &pushing)
 	root, err := filepath.EvalSymlinks(p.dir)
 	if err != nil {
 		return err
@@ -39,7 +54,9 @@ func (p *pusher) watch(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(p.out, "watching %s; Ctrl-C to stop\n", p.dir)
+	pushing.Store(true)
 	p.pushOnce(ctx, time.Now())
+	pushing.Store(false)
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -77,7 +94,9 @@ func (p *pusher) watch(ctx context.Context) error {
 			}
 			timer.Reset(debounce)
 		case <-timer.C:
+			pushing.Store(true)
 			p.pushOnce(ctx, first)
+			pushing.Store(false)
 			first = time.Time{}
 		}
 	}
@@ -93,6 +112,49 @@ func (p *pusher) pushOnce(ctx context.Context, changed time.Time) {
 	case !res.unchanged:
 		fmt.Fprintf(p.out, "save → live: %s (%s)\n", ms(time.Since(changed)), res.digest)
 	}
+}
+
+// follow watches the Deployment's refresh Events from rv until ctx ends and
+// prints each report of the app going down (app_down) that arrives while
+// no push is waiting; a push prints its own.
+func (p *pusher) follow(ctx context.Context, rv string, pushing *atomic.Bool) {
+	for ctx.Err() == nil {
+		w, err := p.c.client.EventsV1().Events(p.c.namespace).Watch(ctx, metav1.ListOptions{FieldSelector: refresh.EventSelector(p.name), ResourceVersion: rv})
+		if err != nil {
+			// A gone resource version, or the API server away: start from now.
+			if list, lerr := p.c.client.EventsV1().Events(p.c.namespace).List(ctx, metav1.ListOptions{FieldSelector: refresh.EventSelector(p.name), Limit: 1}); lerr == nil {
+				rv = list.ResourceVersion
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for ev := range w.ResultChan() {
+			e, ok := ev.Object.(*eventsv1.Event)
+			if !ok || (ev.Type != watch.Added && ev.Type != watch.Modified) {
+				continue
+			}
+			rv = e.ResourceVersion
+			if rec, pod, ok := refresh.FromEvent(e); ok && rec.Reason == refresh.ReasonAppDown && !pushing.Load() {
+				fmt.Fprint(p.out, failureLines(pod, rec))
+			}
+		}
+		w.Stop()
+	}
+}
+
+// syncWriter serialises the writes of the push loop and of follow.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
 
 // addTree watches dir and every directory below it that is not ignored;
