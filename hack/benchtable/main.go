@@ -13,7 +13,9 @@
 // of the single-node cluster of test/framework/cluster with the product
 // installed (the one that runs, or one brought up for the bench and taken
 // down after, where this machine can run it: Linux, root): H1, and save →
-// live for the express service. All traffic stays on
+// live for the express service, the health gate's rollback of crashing
+// pushes, and failed requests through reloads under steady load. All
+// traffic stays on
 // loopback or inside that cluster's network namespace, every loop is
 // bounded in count and time, and every process it starts is stopped before
 // it exits.
@@ -57,6 +59,9 @@ type config struct {
 	saves                int
 	starts               int
 	serviceSaves         int
+	crashPushes          int
+	loadReloads          int
+	quietWindow          time.Duration
 	count                int
 	skipGoTest, keep     bool
 	skipRealPods         bool
@@ -100,6 +105,9 @@ func main() {
 	flag.IntVar(&c.saves, "saves", 20, "saves for the kubectl devhot push --watch figure")
 	flag.IntVar(&c.starts, "starts", 15, "rounds of the app start figure (each starts the app three ways)")
 	flag.IntVar(&c.serviceSaves, "service-saves", 15, "saves of the real service on real pods")
+	flag.IntVar(&c.crashPushes, "crash-pushes", 10, "crashing pushes of the real service, each rolled back by the health gate")
+	flag.IntVar(&c.loadReloads, "load-reloads", 20, "reloads of the real service under steady load")
+	flag.DurationVar(&c.quietWindow, "quiet-window", 10*time.Second, "steady load without reloads, the baseline of the reloads under load")
 	flag.Int64Var(&c.bigMiB, "big-mib", 100, "uncompressed size of the big artifact for the RSS figure, MiB")
 	flag.IntVar(&c.count, "count", 5, "go test -count for the in-process benchmarks")
 	flag.BoolVar(&c.skipGoTest, "skip-go-test", false, "skip the go test -bench phase")

@@ -198,9 +198,29 @@ func (b *runner) realService(c *cluster.Cluster) error {
 	if err := apps.Copy(service, src); err != nil {
 		return err
 	}
-	save := func(msg string) error {
-		return os.WriteFile(filepath.Join(src, serviceMessage), fmt.Appendf(nil, "module.exports = %q;\n", msg), 0o644)
+	if err := b.serviceSaves(devhot, src, storeIP, pods); err != nil {
+		return err
 	}
+	last := fmt.Sprintf("save %d", b.cfg.serviceSaves)
+	b.phase("health gate on 2 real pods: crashing pushes rolled back", func() error {
+		return b.crashes(devhot, src, storeIP, pods, last)
+	})
+	b.phase("reloads of the real service under steady load", func() error {
+		return b.reloadsUnderLoad(devhot, src, storeIP, pods)
+	})
+	return nil
+}
+
+// writeMessage rewrites the service's message module, as an editor's save.
+func writeMessage(src, msg string) error {
+	return os.WriteFile(filepath.Join(src, serviceMessage), fmt.Appendf(nil, "module.exports = %q;\n", msg), 0o644)
+}
+
+// serviceSaves is save → live with `kubectl devhot push --watch` on the
+// real service: it saves serviceSaves messages and times each to both
+// pods answering it.
+func (b *runner) serviceSaves(devhot func(args ...string) *exec.Cmd, src, storeIP string, pods []apps.Pod) error {
+	save := func(msg string) error { return writeMessage(src, msg) }
 	cmd := devhot("push", service, src, "--watch", "--artifact-base-url", "http://"+storeIP, "--timeout", "30s")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

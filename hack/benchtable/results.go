@@ -21,6 +21,12 @@ type results struct {
 	// The real service: its start three ways, and save → live on real pods.
 	startPlain, startZero, startRelease []time.Duration
 	serviceSave                         []time.Duration
+	// The health gate on the real service: crashing push → old code
+	// answering again, and → push exiting 1; failed requests under load,
+	// without reloads and through reloads.
+	crashRestore, crashExit []time.Duration
+	quietLoad, reloadLoad   loadCount
+	reloads                 int
 	load                                map[string]loadResult      // by fetch mode
 	admission                           map[string][]time.Duration // by registration state
 	tput                                []float64                  // webhook, req/s per round
@@ -51,6 +57,8 @@ const (
 	goalSaveLive     = time.Second
 	goalServiceSave  = 600 * time.Millisecond
 	goalStartRatio   = 1.2
+	goalCrashRestore = 1500 * time.Millisecond
+	goalCrashExit    = 3 * time.Second
 )
 
 const na = "n/a"
@@ -132,6 +140,35 @@ func (b *runner) table() string {
 			durN(plain, len(r.startPlain), "node src/server.js"), ratio(v.Seconds(), plain.Seconds(), "dev-hot/plain"),
 			"≤ 1.2× (issue 15)", met(len(s.ds) > 0 && len(r.startPlain) > 0, safeDiv(v.Seconds(), plain.Seconds()) <= goalStartRatio))
 	}
+
+	// 1d. The health gate on the real service, beside its save → live.
+	svc := bench.Percentile(ss, 50)
+	for _, q := range []struct {
+		what string
+		ds   []time.Duration
+		goal time.Duration
+	}{{"crashing push → old code answering again in both pods", r.crashRestore, goalCrashRestore},
+		{"crashing push → push exits 1 with the error", r.crashExit, goalCrashExit}} {
+		v := bench.Percentile(q.ds, 50)
+		this := durN(v, len(q.ds), "2 real pods")
+		if r.realSkip != "" {
+			this = na + " (" + r.realSkip + ")"
+		}
+		t.Add(q.what+", p50", this, durN(svc, len(ss), "good save → live"), ratio(v.Seconds(), svc.Seconds(), "crash/save"),
+			fmt.Sprintf("≤ %.1f s (issue 12)", q.goal.Seconds()), met(len(q.ds) > 0, v <= q.goal))
+	}
+	this := na
+	if r.reloadLoad.total > 0 {
+		this = fmt.Sprintf("%d of %d requests (%d reloads)", r.reloadLoad.failed, r.reloadLoad.total, r.reloads)
+	} else if r.realSkip != "" {
+		this = na + " (" + r.realSkip + ")"
+	}
+	quiet := na
+	if r.quietLoad.total > 0 {
+		quiet = fmt.Sprintf("%d of %d requests (no reload, %s)", r.quietLoad.failed, r.quietLoad.total, r.quietLoad.took.Round(time.Second))
+	}
+	t.Add("failed requests during reloads under steady load, node --watch restart", this, quiet,
+		ratio(float64(r.reloadLoad.failed), float64(max(r.reloads, 1)), "failed/reload"), "measured (issue 12); 0 needs a handoff", "—")
 
 	// 2. API load.
 	lw, okW := r.load["watch"]
@@ -229,6 +266,8 @@ func (b *runner) table() string {
 		realpod.Patches, notRun)
 	add("save → live: the plugin (--store on loopback, --watch on the app's source) and one pod of the sample; latency from just before version.json is rewritten in place to the first 5 ms poll that answers it, so it includes the plugin's 100 ms debounce, packing, upload and annotate; %d saves, 300 ms apart.", len(sl))
 	add("save → live, real service: test/testdata/apps/shop-api (express 4, node_modules in the image from npm ci, no command, a chart-shaped Deployment) with 2 replicas on the real cluster, enabled by `kubectl devhot enable` alone; `kubectl devhot push --watch` on a copy of its source uploads through the API server's service proxy to the chart's store; latency from just before src/message.js is rewritten to when both pods answer it (GET / by pod IP every 5 ms); %d saves, 300 ms apart.%s", len(ss), notRun)
+	add("Health gate, real service: on the same Deployment after the saves, %d pushes of a release whose src/message.js throws at load (each a new digest); from just before `kubectl devhot push` starts, to its exit 1 (its output must carry the app's error and \"rolled back to\"), and to both pods answering the last good message from a new process (the rollback restarted them; GET / by pod IP every 5 ms). Then one client per pod sends GET / every %s on a new connection (1 s timeout): %s without a reload, then through %d good pushes, each waited for; a failed request is an error or a status other than 200.%s",
+		len(r.crashRestore), loadInterval, b.cfg.quietWindow, b.cfg.loadReloads, notRun)
 	add("App start: shop-api with its npm ci'd node_modules on this machine, process start → first 200 of GET /healthz (polled every 2 ms); %d rounds alternating `node src/server.js` in the app's directory, `node --watch <workspace>/.aether/boot.cjs` with no release (AETHER_APP_DIR: the image's code), and the same on a release packed as kubectl devhot push packs it (no node_modules; the image's through releases/node_modules).", len(r.startPlain))
 	if okW && okP {
 		add("API load: apiserver_request_total{group=\"apps\",resource=\"deployments\",scope!=\"cluster\"} (the fetchers' namespaced GET/LIST/WATCH; the manager's informers are cluster-scoped) over %s after a %s warm-up, divided by %d fetchers. Watch: %s; %.0f watches open (a WATCH is counted when it ends; client-go ends each after 5–10 min, so ≈ 0.1–0.2/min per fetcher in the long run). Poll: %s.",

@@ -3,6 +3,8 @@ package cli
 import (
 	"bufio"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -211,4 +213,110 @@ func answer(t *testing.T, pod *localpod.Pod) localpod.Answer {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// breakServer saves a server.js that throws at load.
+func (s *sample) breakServer() {
+	s.t.Helper()
+	if err := os.WriteFile(filepath.Join(s.src, "server.js"), []byte("'use strict';\nrequire('./no-such-config');\n"), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// A release that crashes at load makes push exit 1 with the pod's error
+// and what it rolled back to; the old version answers again, and the next
+// good push goes live.
+func TestPushCrashRollsBack(t *testing.T) {
+	s := newSample(t, nil)
+	before := answer(t, s.pod)
+	live := s.deployment().Annotations[annotations.Digest]
+	s.breakServer()
+
+	start := time.Now()
+	out, err := s.push()
+	took := time.Since(start)
+	t.Logf("push of a crashing release, %s:\n%s", took.Round(time.Millisecond), out)
+	if err == nil {
+		t.Fatal("push of a crashing release exited 0")
+	}
+	for _, want := range []string{
+		deployment + "-local-0: the app crashed on it: Error [MODULE_NOT_FOUND]: Cannot find module './no-such-config'",
+		"at Object.<anonymous> (server.js:2:1)",
+		"rolled back to " + live,
+		"failed on 1 of 1 pods (app_crashed)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("push output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "timed out") {
+		t.Error("push timed out instead of reporting the failure")
+	}
+	a, gap := firstAnswer(t, s.pod)
+	if a.Version != before.Version {
+		t.Errorf("after the rollback the app answers %+v, want version %d", a, before.Version)
+	}
+	t.Logf("the old version answered %s after push exited", gap)
+
+	s.writeVersion(2)
+	if out, err := s.push(); err != nil || !liveLine.MatchString(out) {
+		t.Fatalf("the next good push: %v\n%s", err, out)
+	}
+	if a, _ := firstAnswer(t, s.pod); a.Version != 2 {
+		t.Errorf("after the good push the app answers %+v, want version 2", a)
+	}
+}
+
+// push --watch reports a save that crashes, goes on watching, and puts the
+// next good save live.
+func TestPushWatchCrashThenFix(t *testing.T) {
+	s := newSample(t, nil)
+	cmd := s.plugin("push", deployment, s.src, "--watch")
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var output strings.Builder
+	waitLine := func(substr string) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("push --watch ended before %q:\n%s", substr, output.String())
+				}
+				output.WriteString(l + "\n")
+				if strings.Contains(l, substr) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %q within 20s:\n%s", substr, output.String())
+			}
+		}
+	}
+	waitLine("already has")
+	s.breakServer()
+	waitLine("the app crashed on it: Error [MODULE_NOT_FOUND]")
+	waitLine("rolled back to sha256:")
+	waitLine("push failed: sha256:")
+	s.writeVersion(3)
+	waitLine("save → live: ")
+	if _, err := s.pod.WaitVersion(ctxTimeout(t, 5*time.Second), 3); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("push --watch output:\n%s", output.String())
 }

@@ -211,9 +211,12 @@ func (f *Fetcher) up(a *appState, h health) {
 // fails a release; a trusted one reports vDown.
 func (f *Fetcher) rollback(ctx context.Context, a *appState, h health) {
 	o := a.trial
-	reason, what := refresh.ReasonAppCrashed, "crashed"
-	if h.verdict == vUnhealthy {
-		reason, what = refresh.ReasonUnhealthy, "was not healthy"
+	reason, what := refresh.ReasonAppCrashed, "crashed while it loaded"
+	switch {
+	case h.verdict == vUnhealthy:
+		reason, what = refresh.ReasonUnhealthy, "was not healthy in time"
+	case h.loaded:
+		what = "crashed before its probe passed"
 	}
 	r := refresh.Record{Marker: refresh.MarkerFail, Reason: reason, Digest: h.digest, Error: h.why, Attempt: 1, GaveUp: true}
 	to, ok := rollbackTarget(h.digest, a.good, a.hasGood, f.cfg.AppDir != "", f.ws.Has)

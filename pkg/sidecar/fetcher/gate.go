@@ -83,12 +83,14 @@ type gate struct {
 	probeErr string    // the last probe failure
 }
 
-// step is next's answer: the verdict, and for a failure its error and
-// whether the process exited (which a restart can fix) or still runs.
+// step is next's answer: the verdict, and for a failure its error,
+// whether the process exited (which a restart can fix) or still runs, and
+// whether it had loaded the entry.
 type step struct {
 	verdict verdict
 	why     string
 	exited  bool
+	loaded  bool
 }
 
 // next advances g by one look. A look at a workspace whose current link
@@ -116,9 +118,6 @@ func (g gate) next(l look) (gate, step) {
 	if mine && r.Exit != nil && !g.exited {
 		g.exited = true
 		why := r.Exit.String()
-		if !r.Ready {
-			why = "while loading: " + why
-		}
 		if g.live || g.trusted {
 			if r.Exit.Code == 0 && r.Exit.Error == nil {
 				// A clean shutdown: the app's own SIGTERM handler, when
@@ -126,9 +125,9 @@ func (g gate) next(l look) (gate, step) {
 				return g, step{verdict: vStopped, why: why}
 			}
 			g.down = true
-			return g, step{verdict: vDown, why: why, exited: true}
+			return g, step{verdict: vDown, why: why, exited: true, loaded: r.Ready}
 		}
-		return g, step{verdict: vCrashed, why: why, exited: true}
+		return g, step{verdict: vCrashed, why: why, exited: true, loaded: r.Ready}
 	}
 	if g.exited {
 		// node --watch waits for a touch; only a new process changes that.

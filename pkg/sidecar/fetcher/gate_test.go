@@ -62,7 +62,7 @@ func TestGate(t *testing.T) {
 		}},
 		{"syntax error at load: crashed", plain, []at{
 			{ms: 100, rec: loading(digestB, 2)},
-			{ms: 150, rec: exited(digestB, 2, false, syntaxError), want: vCrashed, why: "while loading: SyntaxError: Unexpected identifier 'oops'\n    at server.js:2", exited: true},
+			{ms: 150, rec: exited(digestB, 2, false, syntaxError), want: vCrashed, why: "SyntaxError: Unexpected identifier 'oops'\n    at server.js:2", exited: true},
 		}},
 		{"a crash seen in the first look", plain, []at{
 			{ms: 100, rec: exited(digestB, 2, false, syntaxError), want: vCrashed, why: "SyntaxError", exited: true},
@@ -147,7 +147,7 @@ func TestGate(t *testing.T) {
 			{ms: 300, rec: &release.Loaded{Digest: digestB, PID: 2, Ready: true, Exit: &release.Exit{Code: 0}}},
 		}},
 		{"a clean exit while loading is a crash", plain, []at{
-			{ms: 100, rec: &release.Loaded{Digest: digestB, PID: 2, Exit: &release.Exit{Code: 0}}, want: vCrashed, why: "while loading: the process exited with code 0", exited: true},
+			{ms: 100, rec: &release.Loaded{Digest: digestB, PID: 2, Exit: &release.Exit{Code: 0}}, want: vCrashed, why: "the process exited with code 0", exited: true},
 		}},
 		{"trusted image code", gate{digest: "", trusted: true, timeout: timeout}, []at{
 			{ms: 100, current: "-", rec: ready("", 2), want: vLive},
