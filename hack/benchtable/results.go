@@ -27,12 +27,12 @@ type results struct {
 	crashRestore, crashExit []time.Duration
 	quietLoad, reloadLoad   loadCount
 	reloads                 int
-	load                                map[string]loadResult      // by fetch mode
-	admission                           map[string][]time.Duration // by registration state
-	tput                                []float64                  // webhook, req/s per round
-	tputEmpty                           []float64                  // empty TLS handler, req/s per round
-	rss                                 *rssResult
-	failed                              map[string]error // by phase
+	load                    map[string]loadResult      // by fetch mode
+	admission               map[string][]time.Duration // by registration state
+	tput                    []float64                  // webhook, req/s per round
+	tputEmpty               []float64                  // empty TLS handler, req/s per round
+	rss                     *rssResult
+	failed                  map[string]error // by phase
 }
 
 func (r *results) init() {
