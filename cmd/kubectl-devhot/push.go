@@ -50,7 +50,8 @@ func newPushCommand(flags *genericclioptions.ConfigFlags, streams genericiooptio
 		Long: `Pack DIR (default .) into a deterministic .tar.gz, leaving out .git, node_modules
 and what .devhotignore lists; upload it to the artifact store; annotate the
 Deployment with its digest and URL; and wait until each pod's fetcher reports
-that the app has loaded it. An unchanged tree changes nothing.
+that the app runs it, or that the app failed on it and what it rolled back to
+(then push exits 1). An unchanged tree changes nothing.
 
 With --watch it pushes again on every change under DIR, until Ctrl-C.`,
 		Example: `  kubectl devhot push deploy/web ./app
@@ -85,7 +86,7 @@ With --watch it pushes again on every change under DIR, until Ctrl-C.`,
 		"the store's URL as the pods reach it, for aether.dev/artifact-url (default: the in-cluster Service, or --store when given)")
 	f.StringVar(&o.storeNamespace, "store-namespace", defaultStoreNamespace, "namespace of the store's Service")
 	f.StringVar(&o.storeService, "store-service", defaultStoreService, "name of the store's Service")
-	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long one push waits for every pod to load the new code")
+	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long one push waits for every pod to go live or fail on the new code")
 	return cmd
 }
 
