@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,6 +35,7 @@ const (
 
 type pushOptions struct {
 	watch              bool
+	dryRun             bool
 	includeNodeModules bool
 	store              string
 	artifactBaseURL    string
@@ -47,14 +49,17 @@ func newPushCommand(flags *genericclioptions.ConfigFlags, streams genericiooptio
 	cmd := &cobra.Command{
 		Use:   "push DEPLOYMENT [DIR]",
 		Short: "Pack DIR, upload it, and wait until every pod of DEPLOYMENT runs it",
-		Long: `Pack DIR (default .) into a deterministic .tar.gz, leaving out .git, node_modules
-and what .devhotignore lists; upload it to the artifact store; annotate the
-Deployment with its digest and URL; and wait until each pod's fetcher reports
-that the app runs it, or that the app failed on it and what it rolled back to
-(then push exits 1). An unchanged tree changes nothing.
+		Long: `Pack DIR (default .) into a deterministic .tar.gz, leaving out .git, node_modules,
+what the .gitignore files and .devhotignore list, and files that look like
+secrets (.env*, .npmrc, *.pem, *.key, id_*) unless .devhotignore names them;
+upload it to the artifact store; annotate the Deployment with its digest and
+URL; and wait until each pod's fetcher reports that the app runs it, or that
+the app failed on it and what it rolled back to (then push exits 1). An
+unchanged tree changes nothing; --dry-run shows what would be packed.
 
 With --watch it pushes again on every change under DIR, until Ctrl-C.`,
 		Example: `  kubectl devhot push deploy/web ./app
+  kubectl devhot push web ./app --dry-run
   kubectl devhot push web --watch
   kubectl devhot push web ./app --store http://localhost:8080`,
 		Args: cobra.RangeArgs(1, 2),
@@ -66,6 +71,12 @@ With --watch it pushes again on every change under DIR, until Ctrl-C.`,
 			dir := "."
 			if len(args) == 2 {
 				dir = args[1]
+			}
+			if o.dryRun {
+				if o.watch {
+					return fmt.Errorf("--dry-run and --watch do not go together")
+				}
+				return dryRun(streams.Out, dir, pack.Options{IncludeNodeModules: o.includeNodeModules})
 			}
 			p, err := newPusher(flags, o, name, dir, streams.Out)
 			if err != nil {
@@ -80,6 +91,7 @@ With --watch it pushes again on every change under DIR, until Ctrl-C.`,
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&o.watch, "watch", "w", false, "push again on every change under DIR, until interrupted")
+	f.BoolVar(&o.dryRun, "dry-run", false, "list what would be packed, with sizes, and what is left out and why; upload nothing")
 	f.BoolVar(&o.includeNodeModules, "include-node-modules", false, "pack node_modules directories too")
 	f.StringVar(&o.store, "store", "", "upload straight to this store URL instead of through the API server's service proxy")
 	f.StringVar(&o.artifactBaseURL, "artifact-base-url", "",
@@ -133,6 +145,31 @@ func newPusher(flags *genericclioptions.ConfigFlags, o pushOptions, name, dir st
 	return p, nil
 }
 
+// dryRun prints what push would pack from dir, and what it would leave
+// out and why.
+func dryRun(out io.Writer, dir string, o pack.Options) error {
+	a, err := pack.Dir(dir, o)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "would pack %d files, %d bytes (%d compressed), %s:\n", a.Files, a.Bytes, len(a.Data), a.Digest)
+	for _, f := range a.Packed {
+		fmt.Fprintf(w, "  %s\t%d\n", f.Path, f.Size)
+	}
+	if len(a.Left) > 0 {
+		fmt.Fprintf(w, "would leave out:\n")
+	}
+	for _, l := range a.Left {
+		name := l.Path
+		if l.IsDir {
+			name += "/"
+		}
+		fmt.Fprintf(w, "  %s\t%s\n", name, l.Why)
+	}
+	return w.Flush()
+}
+
 // pushResult is what one push did.
 type pushResult struct {
 	digest    string
@@ -147,6 +184,9 @@ func (p *pusher) push(ctx context.Context, started time.Time) (pushResult, error
 		return pushResult{}, err
 	}
 	fmt.Fprintf(p.out, "packed %s: %d files, %d bytes, %s\n", p.dir, a.Files, len(a.Data), a.Digest)
+	if secrets := a.Secrets(); len(secrets) > 0 {
+		fmt.Fprintf(p.out, "left out %d that look like secrets: %s (--dry-run says why)\n", len(secrets), strings.Join(secrets, ", "))
+	}
 	d, err := p.c.deployment(ctx, p.name)
 	if err != nil {
 		return pushResult{}, err

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/aether-dev/aether-devhot/pkg/pack"
 )
 
 // TestDefaultStoreIsTheChartsStore reads the chart's default install,
@@ -49,5 +52,40 @@ func TestDefaultStoreIsTheChartsStore(t *testing.T) {
 	}
 	if port == nil || port.Port != 80 {
 		t.Errorf("Service %s ports %+v: want port 80 named %s", defaultStoreService, found.Spec.Ports, storePortName)
+	}
+}
+
+// TestDryRun lists what push would pack, with sizes, and what it leaves
+// out and why, secrets included.
+func TestDryRun(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"server.js":   "console.log(1)\n",
+		".env":        "DB_PASSWORD=hunter2\n",
+		".gitignore":  "dist/\n",
+		"dist/out.js": "x",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if err := dryRun(&out, dir, pack.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"would pack 2 files, 21 bytes",
+		"  .gitignore  6\n",
+		"  server.js   15\n",
+		"would leave out:\n",
+		"  .env   looks like a secret (.env*); to pack it, add !.env to .devhotignore\n",
+		"  dist/  .gitignore:1: dist/\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -76,7 +76,7 @@ func (p *pusher) watch(ctx context.Context) error {
 			rel = filepath.ToSlash(rel)
 			fi, statErr := os.Lstat(ev.Name)
 			isDir := statErr == nil && fi.IsDir()
-			if rel == pack.IgnoreFile {
+			if pack.IsIgnoreFile(rel) {
 				if ign, err = pack.LoadIgnore(root, opts); err != nil {
 					fmt.Fprintf(p.out, "watch: %v\n", err)
 					continue

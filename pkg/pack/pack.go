@@ -29,6 +29,35 @@ type Artifact struct {
 	Files int
 	// Bytes is the total size of those files, before compression.
 	Bytes int64
+	// Packed lists the regular files packed, in order, and Left what the
+	// ignore rules left out and why (a directory stands for everything in
+	// it), for `kubectl devhot push --dry-run`.
+	Packed []File
+	Left   []Left
+}
+
+// File is one packed file.
+type File struct {
+	Path string
+	Size int64
+}
+
+// Left is one path left out of an artifact.
+type Left struct {
+	Path  string
+	IsDir bool
+	Verdict
+}
+
+// Secrets lists the paths left out because they look like secrets.
+func (a *Artifact) Secrets() []string {
+	var out []string
+	for _, l := range a.Left {
+		if l.Secret {
+			out = append(out, l.Path)
+		}
+	}
+	return out
 }
 
 // Hex returns the digest without its "sha256:" prefix.
@@ -40,7 +69,9 @@ var epoch = time.Unix(0, 0)
 
 // Dir packs dir. Entries are written in lexical order, with mtime, owner
 // and group fixed, file modes reduced to 0644 or 0755, and a gzip header
-// without name or time. Files that o's ignore rules exclude are left out;
+// without name or time. Files that the ignore rules (LoadIgnore: the
+// .gitignore files, .devhotignore and the secret patterns) exclude are
+// left out;
 // any other entry that is not a regular file or a directory (a symlink, a
 // socket, a device) is refused, because the fetcher refuses it too, and
 // it is better to hear so before an upload than from every pod after it.
@@ -80,7 +111,8 @@ func Dir(dir string, o Options) (*Artifact, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if ign.Match(rel, d.IsDir()) {
+		if v := ign.Check(rel, d.IsDir()); v.Out {
+			a.Left = append(a.Left, Left{Path: rel, IsDir: d.IsDir(), Verdict: v})
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -132,5 +164,6 @@ func (a *Artifact) addFile(tw *tar.Writer, path, rel string) error {
 	}
 	a.Files++
 	a.Bytes += int64(len(data))
+	a.Packed = append(a.Packed, File{Path: rel, Size: int64(len(data))})
 	return nil
 }

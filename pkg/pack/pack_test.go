@@ -323,3 +323,120 @@ func TestDirFollowsASymlinkedRoot(t *testing.T) {
 		t.Errorf("entries %q", got)
 	}
 }
+
+// TestGitignoreAndSecrets: every .gitignore counts, as git reads them
+// (nested ones relative to their directory, negation, none read inside a
+// directory left out), .devhotignore comes last, and files that look like
+// secrets are never packed unless .devhotignore names them.
+func TestGitignoreAndSecrets(t *testing.T) {
+	tree := map[string]string{
+		"server.js":                 "s",
+		".env":                      "DB_PASSWORD=hunter2",
+		".env.local":                "x",
+		".env.example":              "DB_PASSWORD=",
+		".npmrc":                    "//registry.npmjs.org/:_authToken=npm_x",
+		"certs/tls.key":             "k",
+		"certs/tls.pem":             "p",
+		"certs/README":              "r",
+		".ssh/id_ed25519":           "k",
+		"dist/out.js":               "d",
+		"coverage/lcov.info":        "c",
+		"src/a.js":                  "a",
+		"src/gen/schema.js":         "g",
+		"src/gen/keep.js":           "k",
+		"src/.gitignore":            "gen/\n",
+		"tmp/.gitignore":            "!*\n",
+		"tmp/junk.txt":              "j",
+		"lib/.gitignore":            "*.map\n!keep.map\n",
+		"lib/x.js":                  "x",
+		"lib/x.js.map":              "m",
+		"lib/keep.map":              "k",
+		".gitignore":                "dist/\ncoverage\ntmp/\n.env*\n",
+		"node_modules/.gitignore":   "!*\n",
+		"node_modules/m/index.js":   "m",
+		"packages/app/.gitignore":   "/build\n",
+		"packages/app/build/o.js":   "o",
+		"packages/app/src/build.js": "b",
+	}
+	tests := []struct {
+		name   string
+		devhot string
+		want   []string          // packed entries
+		why    map[string]string // path -> substring of its Why
+	}{
+		{
+			name: "gitignore and secrets",
+			want: []string{".gitignore", ".ssh/", "certs/", "certs/README", "lib/", "lib/.gitignore", "lib/keep.map", "lib/x.js",
+				"packages/", "packages/app/", "packages/app/.gitignore", "packages/app/src/", "packages/app/src/build.js",
+				"server.js", "src/", "src/.gitignore", "src/a.js"},
+			why: map[string]string{
+				"dist":               "gitignore:1: dist/",
+				"coverage":           ".gitignore:2: coverage",
+				"tmp":                ".gitignore:3: tmp/",
+				".env":               "looks like a secret (.env*); to pack it, add !.env to .devhotignore",
+				".env.example":       "looks like a secret (.env*)",
+				".npmrc":             "looks like a secret (.npmrc)",
+				"certs/tls.key":      "looks like a secret (*.key)",
+				"certs/tls.pem":      "looks like a secret (*.pem)",
+				".ssh/id_ed25519":    "looks like a secret (id_*)",
+				"src/gen":            "src/.gitignore:1: gen/",
+				"lib/x.js.map":       "lib/.gitignore:1: *.map",
+				"node_modules":       "default: node_modules/",
+				"packages/app/build": "packages/app/.gitignore:1: /build",
+			},
+		},
+		{
+			name:   "a secret comes back only by name",
+			devhot: "!.env.example\n!*.pem\n!certs/\n",
+			want: []string{".env.example", ".gitignore", ".ssh/", "certs/", "certs/README", "lib/", "lib/.gitignore", "lib/keep.map", "lib/x.js",
+				"packages/", "packages/app/", "packages/app/.gitignore", "packages/app/src/", "packages/app/src/build.js",
+				"server.js", "src/", "src/.gitignore", "src/a.js"},
+			why: map[string]string{"certs/tls.pem": "looks like a secret (*.pem)", ".env": "looks like a secret"},
+		},
+		{
+			name:   ".devhotignore overrides .gitignore",
+			devhot: "!dist/\nsrc/a.js\n",
+			want: []string{".gitignore", ".ssh/", "certs/", "certs/README", "dist/", "dist/out.js", "lib/", "lib/.gitignore", "lib/keep.map", "lib/x.js",
+				"packages/", "packages/app/", "packages/app/.gitignore", "packages/app/src/", "packages/app/src/build.js",
+				"server.js", "src/", "src/.gitignore"},
+			why: map[string]string{"src/a.js": ".devhotignore:2: src/a.js"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTree(t, dir, tree, sortedKeys(tree))
+			want := tt.want
+			if tt.devhot != "" {
+				writeTree(t, dir, map[string]string{IgnoreFile: tt.devhot}, []string{IgnoreFile})
+				want = append([]string{IgnoreFile}, want...)
+			}
+			a, err := Dir(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := entries(t, a); !slices.Equal(got, want) {
+				t.Errorf("packed\n%q\nwant\n%q", got, want)
+			}
+			left := map[string]Left{}
+			for _, l := range a.Left {
+				left[l.Path] = l
+			}
+			for p, why := range tt.why {
+				if l, ok := left[p]; !ok || !strings.Contains(l.Why, why) {
+					t.Errorf("%s: left out %v, why %q; want %q", p, ok, l.Why, why)
+				}
+			}
+			for _, s := range a.Secrets() {
+				if !left[s].Secret {
+					t.Errorf("Secrets() lists %s, which is not left out as a secret", s)
+				}
+			}
+			for _, f := range a.Packed {
+				if secretPattern(filepath.Base(f.Path)) != "" && !strings.Contains(tt.devhot, "!"+f.Path) {
+					t.Errorf("packed %s, a secret not named in %s", f.Path, IgnoreFile)
+				}
+			}
+		})
+	}
+}
