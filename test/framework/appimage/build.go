@@ -18,6 +18,8 @@
 //	                           changes (node_modules) are the layer, cached
 //	                           on disk by package.json, package-lock.json
 //	                           and the flags
+//	RUN npm run <script>       the same for a package.json script (a build:
+//	                           tsc), cached by everything in WORKDIR
 //	ENTRYPOINT, CMD            JSON or shell form (["/bin/sh","-c",...])
 //	EXPOSE <port>[/<proto>] ...
 //
@@ -49,6 +51,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -136,7 +139,7 @@ func (b *Builder) Build(dir string) (v1.Image, error) {
 	var stages []*stage
 	for _, in := range ins {
 		if !supported[in.cmd] {
-			return nil, in.errorf("instruction not supported (supported: FROM, WORKDIR, ENV, USER, COPY, RUN npm ci, ENTRYPOINT, CMD, EXPOSE)")
+			return nil, in.errorf("instruction not supported (supported: FROM, WORKDIR, ENV, USER, COPY, RUN npm ci, RUN npm run, ENTRYPOINT, CMD, EXPOSE)")
 		}
 		if in.cmd != "FROM" && len(stages) == 0 {
 			return nil, in.errorf("the first instruction must be FROM")
@@ -708,7 +711,7 @@ func lookupID(db []byte, name string, user bool) (id, gid int, err error) {
 	return 0, 0, fmt.Errorf("no %s %q in the image's /etc/%s", kind, name, map[bool]string{true: "passwd", false: "group"}[user])
 }
 
-// run runs RUN npm ci [flags].
+// run runs RUN npm ci [flags] or RUN npm run <script>.
 func (b *Builder) run(in instruction, st *stage) error {
 	if _, err := in.flagValues(); err != nil {
 		return err
@@ -717,13 +720,18 @@ func (b *Builder) run(in instruction, st *stage) error {
 	if !ok {
 		argv = strings.Fields(in.args)
 	}
-	if len(argv) < 2 || argv[0] != "npm" || argv[1] != "ci" {
-		return in.errorf("only `RUN npm ci [flags]` is supported, got %q", in.args)
+	const supported = "only `RUN npm ci [flags]` and `RUN npm run <script>` are supported"
+	if len(argv) < 2 || argv[0] != "npm" || (argv[1] != "ci" && argv[1] != "run") {
+		return in.errorf("%s, got %q", supported, in.args)
 	}
-	flags := argv[2:]
-	for _, f := range flags {
-		if !strings.HasPrefix(f, "-") || strings.ContainsAny(f, "&|;<>$`") {
-			return in.errorf("only `RUN npm ci [flags]` is supported: %q is not a flag", f)
+	if argv[1] == "run" && (len(argv) != 3 || !scriptName.MatchString(argv[2])) {
+		return in.errorf("%s: %q is not one script name", supported, strings.Join(argv[2:], " "))
+	}
+	if argv[1] == "ci" {
+		for _, f := range argv[2:] {
+			if !strings.HasPrefix(f, "-") || strings.ContainsAny(f, "&|;<>$`") {
+				return in.errorf("%s: %q is not a flag", supported, f)
+			}
 		}
 	}
 	wd := st.cfg.WorkingDir
@@ -745,8 +753,8 @@ func (b *Builder) run(in instruction, st *stage) error {
 			return in.errorf("USER %s: %v", st.cfg.User, err)
 		}
 	}
-	key := npmKey(input["package.json"].Data, input["package-lock.json"].Data, flags)
-	cache := filepath.Join(b.cacheDir(), "npm-ci", key+".tar")
+	key := npmKey(input, argv[1:])
+	cache := filepath.Join(b.cacheDir(), "npm-"+argv[1], key+".tar")
 	var changed []Entry
 	if f, err := os.Open(cache); err == nil {
 		changed, err = readTar(f)
@@ -756,7 +764,7 @@ func (b *Builder) run(in instruction, st *stage) error {
 		}
 		b.logf("%s:%d: %s (cached: %s)", filepath.Base(in.file), in.line, in.raw, cache)
 	} else {
-		if changed, err = b.npmCI(in, input, flags); err != nil {
+		if changed, err = b.npm(in, input, argv[1:]); err != nil {
 			return err
 		}
 		if err := writeCache(cache, changed); err != nil {
@@ -781,17 +789,36 @@ func under(dir, p string) (string, bool) {
 	return rel, ok
 }
 
-// npmKey is the cache key of an npm ci: the manifest, the lockfile, the
-// flags and the machine's node version (native modules depend on it).
-func npmKey(pkg, lock []byte, flags []string) string {
+// npmKey is the cache key of an npm command (args, after "npm") on input
+// and the machine's node version (native modules depend on it): for npm
+// ci the manifest and the lockfile, which are all it reads; for npm run
+// every entry, since a build reads the sources.
+func npmKey(input map[string]Entry, args []string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "npm ci v1\nnode %s\nflags %q\n", nodeVersion(), flags)
-	fmt.Fprintf(h, "package.json %d\n", len(pkg))
-	h.Write(pkg)
-	fmt.Fprintf(h, "package-lock.json %d\n", len(lock))
-	h.Write(lock)
+	if args[0] == "ci" {
+		fmt.Fprintf(h, "npm ci v1\nnode %s\nflags %q\n", nodeVersion(), args[1:])
+		for _, n := range []string{"package.json", "package-lock.json"} {
+			fmt.Fprintf(h, "%s %d\n", n, len(input[n].Data))
+			h.Write(input[n].Data)
+		}
+		return hex.EncodeToString(h.Sum(nil))[:32]
+	}
+	fmt.Fprintf(h, "npm %q v1\nnode %s\n", args, nodeVersion())
+	names := make([]string, 0, len(input))
+	for n := range input {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		e := input[n]
+		fmt.Fprintf(h, "%s %o %q %d\n", n, e.Mode, e.Link, len(e.Data))
+		h.Write(e.Data)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
+
+// scriptName is what RUN npm run takes: one package.json script's name.
+var scriptName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9:_.-]*$`)
 
 var nodeVersionOnce = sync.OnceValue(func() string {
 	out, err := exec.Command("node", "--version").Output()
@@ -803,9 +830,9 @@ var nodeVersionOnce = sync.OnceValue(func() string {
 
 func nodeVersion() string { return nodeVersionOnce() }
 
-// npmCI writes input into a temporary directory, runs npm ci there, and
-// returns what it added or changed, relative to that directory.
-func (b *Builder) npmCI(in instruction, input map[string]Entry, flags []string) ([]Entry, error) {
+// npm writes input into a temporary directory, runs npm with args there,
+// and returns what it added or changed, relative to that directory.
+func (b *Builder) npm(in instruction, input map[string]Entry, args []string) ([]Entry, error) {
 	tmp, err := os.MkdirTemp("", "appimage-npm-")
 	if err != nil {
 		return nil, err
@@ -841,7 +868,7 @@ func (b *Builder) npmCI(in instruction, input map[string]Entry, flags []string) 
 	if npm == "" {
 		npm = "npm"
 	}
-	cmd := exec.Command(npm, append([]string{"ci"}, flags...)...)
+	cmd := exec.Command(npm, args...)
 	cmd.Dir = work
 	// npm's own download cache beside ours, so that a cold cache is cold;
 	// no audit, funding or update check: none changes node_modules.
@@ -854,10 +881,10 @@ func (b *Builder) npmCI(in instruction, input map[string]Entry, flags []string) 
 		cmd.Stdout = io.MultiWriter(&out, b.Log)
 		cmd.Stderr = cmd.Stdout
 	}
-	b.logf("%s:%d: %s (running %s ci %s)", filepath.Base(in.file), in.line, in.raw, npm, strings.Join(flags, " "))
+	b.logf("%s:%d: %s (running %s %s)", filepath.Base(in.file), in.line, in.raw, npm, strings.Join(args, " "))
 	b.NpmRuns++
 	if err := cmd.Run(); err != nil {
-		return nil, in.errorf("npm ci %s: %v\n%s", strings.Join(flags, " "), err, out.String())
+		return nil, in.errorf("npm %s: %v\n%s", strings.Join(args, " "), err, out.String())
 	}
 	var changed []Entry
 	err = walkHost(work, func(rel string, info fs.FileInfo, data []byte, link string) {

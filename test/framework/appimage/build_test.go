@@ -65,9 +65,13 @@ func testBases(t *testing.T) map[string]v1.Image {
 
 // fakeNpm is an npm that logs each call to $FAKE_NPM_LOG and makes what
 // npm ci makes: node_modules with a package, its .bin symlink and
-// .package-lock.json. It needs no network.
+// .package-lock.json; `npm run build` "compiles" src/app.ts to
+// dist/app.js. It needs no network.
 const fakeNpm = `#!/bin/sh
 echo "$@" >> "$FAKE_NPM_LOG"
+if [ "$1 $2" = "run build" ]; then
+	mkdir -p dist && sed 's/: string//' src/app.ts > dist/app.js && exit 0
+fi
 [ "$1" = ci ] || exit 2
 [ -f package-lock.json ] || { echo "npm ci needs a package-lock.json" >&2; exit 1; }
 mkdir -p node_modules/dep/bin node_modules/.bin
@@ -300,8 +304,9 @@ func TestBuildErrors(t *testing.T) {
 		{"first is not FROM", "WORKDIR /app\n", nil, ":1: WORKDIR: the first instruction must be FROM"},
 		{"unknown base", "FROM ubuntu:24.04\n", nil, `:1: FROM: unknown base image "ubuntu:24.04"`},
 		{"FROM flag", "FROM --platform=linux/arm64 node:20\n", nil, ":1: FROM: flag --platform=linux/arm64 is not supported"},
-		{"RUN other than npm ci", "FROM node:20\nRUN apt-get install -y curl\n", nil, ":2: RUN: only `RUN npm ci [flags]` is supported"},
-		{"RUN npm ci with a shell", "FROM node:20\nRUN npm ci && rm -rf /tmp\n", nil, ":2: RUN: only `RUN npm ci [flags]` is supported"},
+		{"RUN other than npm ci", "FROM node:20\nRUN apt-get install -y curl\n", nil, ":2: RUN: only `RUN npm ci [flags]` and `RUN npm run <script>` are supported, got"},
+		{"RUN npm ci with a shell", "FROM node:20\nRUN npm ci && rm -rf /tmp\n", nil, ":2: RUN: only `RUN npm ci [flags]` and `RUN npm run <script>` are supported: \"&&\" is not a flag"},
+		{"RUN npm run with two scripts", "FROM node:20\nRUN npm run build test\n", nil, ":2: RUN: only `RUN npm ci [flags]` and `RUN npm run <script>` are supported: \"build test\" is not one script name"},
 		{"RUN flag", "FROM node:20\nRUN --mount=type=cache,target=/root/.npm npm ci\n", nil, ":2: RUN: flag --mount=type=cache,target=/root/.npm is not supported"},
 		{"COPY flag", "FROM node:20\nCOPY --chmod=755 a /a\n", map[string]string{"a": "a"}, ":2: COPY: flag --chmod=755 is not supported"},
 		{"COPY missing", "FROM node:20\nCOPY missing.txt /x\n", nil, ":2: COPY: missing.txt: not found"},
@@ -312,7 +317,7 @@ func TestBuildErrors(t *testing.T) {
 		{"COPY --chown unknown user", "FROM node:20\nCOPY --chown=nobody a /a\n", map[string]string{"a": "a"}, `:2: COPY: --chown=nobody: no user "nobody"`},
 		{"EXPOSE", "FROM node:20\nEXPOSE http\n", nil, `:2: EXPOSE: "http" is not <port>`},
 		{"CMD bad JSON", "FROM node:20\nCMD [\"node\", 1]\n", nil, ":2: CMD: "},
-		{"npm ci fails", "FROM node:20\nWORKDIR /app\nCOPY package.json ./\nRUN npm ci\n", map[string]string{"package.json": "{}"}, ":4: RUN: npm ci : exit status 1"},
+		{"npm ci fails", "FROM node:20\nWORKDIR /app\nCOPY package.json ./\nRUN npm ci\n", map[string]string{"package.json": "{}"}, ":4: RUN: npm ci: exit status 1"},
 		{"unsupported expansion", "FROM node:20\nWORKDIR ${DIR:-/app}\n", nil, ":2: WORKDIR: ${DIR:-/app} is not supported"},
 		{"stage name twice", "FROM node:20 AS a\nFROM node:20 AS a\n", nil, `:2: FROM: stage name "a" is used twice`},
 	}
@@ -574,5 +579,48 @@ func TestPushPull(t *testing.T) {
 	onLayers, _ := on.Layers()
 	if len(onLayers) != len(gotLayers)+1 {
 		t.Errorf("image on the pulled base: %d layers, want %d", len(onLayers), len(gotLayers)+1)
+	}
+}
+
+// TestRunScript builds with RUN npm run build: the layer is what the
+// script made, cached by every file of the working directory, so that an
+// edit of a source builds again and an unchanged tree does not.
+func TestRunScript(t *testing.T) {
+	b, npmCalls := newBuilder(t)
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Dockerfile", "FROM node:20 AS build\nWORKDIR /app\nCOPY . .\nRUN npm run build\nFROM node:20\nWORKDIR /app\nCOPY --from=build /app/dist ./dist\n")
+	write("package.json", `{"scripts":{"build":"tsc"}}`)
+	write("src/app.ts", "const port: string = '8080';\n")
+	build := func() map[string]Entry {
+		t.Helper()
+		img, err := b.Build(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers := added(t, img, 1)
+		return layers[len(layers)-1]
+	}
+	if got := string(build()["/app/dist/app.js"].Data); got != "const port = '8080';\n" {
+		t.Errorf("dist/app.js = %q, want the script's output", got)
+	}
+	build()
+	if n := npmCalls(); n != 1 {
+		t.Errorf("an unchanged tree: npm ran %d times in all, want 1 (the cache)", n)
+	}
+	write("src/app.ts", "const port: string = '9090';\n")
+	if got := string(build()["/app/dist/app.js"].Data); got != "const port = '9090';\n" {
+		t.Errorf("after an edit dist/app.js = %q, want it built again", got)
+	}
+	if n := npmCalls(); n != 2 {
+		t.Errorf("an edited source: npm ran %d times in all, want 2", n)
 	}
 }
