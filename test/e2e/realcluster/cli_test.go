@@ -105,9 +105,10 @@ func TestClusterKubectlDevhot(t *testing.T) {
 		}
 	}
 	for _, pod := range strings.Fields(k.kubectl(t, "", "get", "pods", "-l", "app="+deployment, "-o", "jsonpath={.items[*].metadata.name}")) {
-		// push returned once every pod had loaded it: RefreshLive.
-		if !regexp.MustCompile(`(?m)^` + pod + `\s+RefreshLive\s.*` + regexp.QuoteMeta(digest)).MatchString(status) {
-			t.Errorf("status has no RefreshLive row for pod %s with %s", pod, digest)
+		// push returned once every pod had loaded it: live, on the digest.
+		short := digest[:len("sha256:")+12]
+		if !regexp.MustCompile(`(?m)^` + pod + `\s+live\s+` + regexp.QuoteMeta(short) + `\s.*<none>$`).MatchString(status) {
+			t.Errorf("status has no row for pod %s live on %s with no failure", pod, short)
 		}
 	}
 
