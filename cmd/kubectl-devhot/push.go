@@ -20,6 +20,7 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/pack"
+	"github.com/aether-dev/aether-devhot/pkg/project"
 	"github.com/aether-dev/aether-devhot/pkg/store"
 )
 
@@ -42,6 +43,7 @@ type pushOptions struct {
 	storeNamespace     string
 	storeService       string
 	timeout            time.Duration
+	builds             buildFlags
 }
 
 func newPushCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
@@ -57,10 +59,17 @@ URL; and wait until each pod's fetcher reports that the app runs it, or that
 the app failed on it and what it rolled back to (then push exits 1). An
 unchanged tree changes nothing; --dry-run shows what would be packed.
 
-With --watch it pushes again on every change under DIR, until Ctrl-C.`,
+A compiled project runs its build first (--build) and pushes its output
+(--out), or declares both once in DIR/devhot.yaml (build, out, watchBuild).
+
+With --watch it pushes again on every change under DIR, until Ctrl-C: after
+running --build again, or, with --watch-build, whenever the long-running build
+changes something under --out.`,
 		Example: `  kubectl devhot push deploy/web ./app
   kubectl devhot push web ./app --dry-run
   kubectl devhot push web --watch
+  kubectl devhot push web ./api --build 'npm run build' --out dist
+  kubectl devhot push web ./api --watch --watch-build 'npx tsc --watch --preserveWatchOutput' --out dist
   kubectl devhot push web ./app --store http://localhost:8080`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -72,16 +81,25 @@ With --watch it pushes again on every change under DIR, until Ctrl-C.`,
 			if len(args) == 2 {
 				dir = args[1]
 			}
+			proj, err := projectConfig(dir, o.builds, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			if proj.WatchBuild != "" && !o.watch {
+				// Outside --watch a watch build would never end: build once.
+				proj.WatchBuild = ""
+			}
 			if o.dryRun {
 				if o.watch {
 					return fmt.Errorf("--dry-run and --watch do not go together")
 				}
-				return dryRun(streams.Out, dir, pack.Options{IncludeNodeModules: o.includeNodeModules})
+				return dryRun(streams.Out, dir, packOptions(proj, o.includeNodeModules))
 			}
 			p, err := newPusher(flags, o, name, dir, streams.Out)
 			if err != nil {
 				return err
 			}
+			p.proj = proj
 			if o.watch {
 				return p.watch(cmd.Context())
 			}
@@ -99,6 +117,7 @@ With --watch it pushes again on every change under DIR, until Ctrl-C.`,
 	f.StringVar(&o.storeNamespace, "store-namespace", defaultStoreNamespace, "namespace of the store's Service")
 	f.StringVar(&o.storeService, "store-service", defaultStoreService, "name of the store's Service")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long one push waits for every pod to go live or fail on the new code")
+	o.builds.add(f)
 	return cmd
 }
 
@@ -110,6 +129,9 @@ type pusher struct {
 	store        *store.Client
 	artifactBase string
 	out          io.Writer
+	// proj is how the project builds and what is packed (devhot.yaml and
+	// the flags); under a watch build, push packs what it made.
+	proj project.Config
 }
 
 func newPusher(flags *genericclioptions.ConfigFlags, o pushOptions, name, dir string, out io.Writer) (*pusher, error) {
@@ -179,7 +201,12 @@ type pushResult struct {
 // push packs, uploads, annotates and waits. started is when the change
 // began (the save, under --watch); latencies are reported from there.
 func (p *pusher) push(ctx context.Context, started time.Time) (pushResult, error) {
-	a, err := pack.Dir(p.dir, pack.Options{IncludeNodeModules: p.o.includeNodeModules})
+	if p.proj.Build != "" && p.proj.WatchBuild == "" {
+		if err := runBuild(ctx, p.dir, p.proj.Build); err != nil {
+			return pushResult{}, err
+		}
+	}
+	a, err := pack.Dir(p.dir, packOptions(p.proj, p.o.includeNodeModules))
 	if err != nil {
 		return pushResult{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,18 +46,41 @@ func (p *pusher) watch(ctx context.Context) error {
 		return err
 	}
 	defer w.Close()
-	opts := pack.Options{IncludeNodeModules: p.o.includeNodeModules}
-	ign, err := pack.LoadIgnore(root, opts)
+	// Sources are the tree under its ignore rules; the build's output (the
+	// project's out) under the rules of what is packed from it.
+	srcOpts := pack.Options{IncludeNodeModules: p.o.includeNodeModules}
+	ign, err := pack.LoadIgnore(root, srcOpts)
+	if err != nil {
+		return err
+	}
+	outIgn, err := pack.LoadIgnore(root, packOptions(p.proj, p.o.includeNodeModules))
 	if err != nil {
 		return err
 	}
 	if err := addTree(w, root, root, ign); err != nil {
 		return err
 	}
+	var buildDone <-chan struct{}
+	var buildErr *error
+	if p.proj.WatchBuild != "" {
+		for _, o := range p.proj.Out {
+			if err := addOut(w, root, filepath.Join(root, filepath.FromSlash(o)), outIgn); err != nil {
+				return err
+			}
+		}
+		if buildDone, buildErr, err = startWatchBuild(ctx, root, p.proj.WatchBuild, p.out); err != nil {
+			return err
+		}
+		fmt.Fprintf(p.out, "running %q; pushing %s when it changes\n", p.proj.WatchBuild, strings.Join(p.proj.Out, ", "))
+	}
 	fmt.Fprintf(p.out, "watching %s; Ctrl-C to stop\n", p.dir)
-	pushing.Store(true)
-	p.pushOnce(ctx, time.Now())
-	pushing.Store(false)
+	if missing := p.missingOut(root); missing != "" {
+		fmt.Fprintf(p.out, "%s is not there yet: the first push waits for the build\n", missing)
+	} else {
+		pushing.Store(true)
+		p.pushOnce(ctx, time.Now())
+		pushing.Store(false)
+	}
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -66,6 +90,8 @@ func (p *pusher) watch(ctx context.Context) error {
 		case <-ctx.Done():
 			fmt.Fprintln(p.out, "stopped")
 			return nil
+		case <-buildDone:
+			return *buildErr
 		case err := <-w.Errors:
 			fmt.Fprintf(p.out, "watch: %v\n", err)
 		case ev := <-w.Events:
@@ -76,8 +102,25 @@ func (p *pusher) watch(ctx context.Context) error {
 			rel = filepath.ToSlash(rel)
 			fi, statErr := os.Lstat(ev.Name)
 			isDir := statErr == nil && fi.IsDir()
+			if p.proj.Under(rel) {
+				// The build's output: what a watch build makes is pushed;
+				// what --build makes is the push's own doing.
+				if p.proj.WatchBuild == "" || outIgn.Match(rel, isDir) {
+					continue
+				}
+				if isDir && ev.Has(fsnotify.Create) {
+					if err := addOut(w, root, ev.Name, outIgn); err != nil {
+						fmt.Fprintf(p.out, "watch: %v\n", err)
+					}
+				}
+				if first.IsZero() {
+					first = time.Now()
+				}
+				timer.Reset(debounce)
+				continue
+			}
 			if pack.IsIgnoreFile(rel) {
-				if ign, err = pack.LoadIgnore(root, opts); err != nil {
+				if ign, err = pack.LoadIgnore(root, srcOpts); err != nil {
 					fmt.Fprintf(p.out, "watch: %v\n", err)
 					continue
 				}
@@ -92,7 +135,12 @@ func (p *pusher) watch(ctx context.Context) error {
 			if first.IsZero() {
 				first = time.Now()
 			}
-			timer.Reset(debounce)
+			if p.proj.WatchBuild == "" {
+				// Under a watch build, a source change shows up as a
+				// change of its output, which pushes; save → live runs
+				// from the save all the same.
+				timer.Reset(debounce)
+			}
 		case <-timer.C:
 			pushing.Store(true)
 			p.pushOnce(ctx, first)
@@ -100,6 +148,30 @@ func (p *pusher) watch(ctx context.Context) error {
 			first = time.Time{}
 		}
 	}
+}
+
+// missingOut names an out path that a watch build has not made yet, "" if
+// there is none.
+func (p *pusher) missingOut(root string) string {
+	if p.proj.WatchBuild == "" {
+		return ""
+	}
+	for _, o := range p.proj.Out {
+		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(o))); err != nil {
+			return o
+		}
+	}
+	return ""
+}
+
+// addOut watches out, the build's output, if it exists yet, and every
+// directory below it that is packed; if it does not, the watch on its
+// parent sees it made.
+func addOut(w *fsnotify.Watcher, root, out string, ign *pack.Ignore) error {
+	if _, err := os.Stat(out); err != nil {
+		return w.Add(filepath.Dir(out))
+	}
+	return addTree(w, root, out, ign)
 }
 
 // pushOnce pushes and prints the outcome, save → live included.

@@ -25,6 +25,12 @@ type Options struct {
 	// IncludeNodeModules packs node_modules directories, which are left out
 	// by default: images usually install them, and they are large.
 	IncludeNodeModules bool
+	// Only, when set, packs these slash-separated paths relative to the
+	// root (a build's output, such as dist), each at its place, and the
+	// root's package.json, instead of the whole tree. The .gitignore files
+	// do not apply then (a build's output is usually in them);
+	// .devhotignore and the secret patterns still do.
+	Only []string
 }
 
 // secretPatterns name files that hold credentials. They are never packed
@@ -69,8 +75,8 @@ type Verdict struct {
 // LoadIgnore reads the tree's rules, in git's order of precedence, the
 // last match winning: the defaults (node_modules/, unless
 // o.IncludeNodeModules), every .gitignore from the root down (not inside
-// directories they leave out, as git does not read those), then root's
-// IgnoreFile. .git is always left out, and so are files that look like
+// directories they leave out, as git does not read those; none with
+// o.Only), then root's IgnoreFile. .git is always left out, and so are files that look like
 // secrets unless IgnoreFile re-includes them by name.
 func LoadIgnore(root string, o Options) (*Ignore, error) {
 	i := &Ignore{}
@@ -79,6 +85,9 @@ func LoadIgnore(root string, o Options) (*Ignore, error) {
 	}
 	var gitRules []rule
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if len(o.Only) > 0 {
+			return filepath.SkipAll
+		}
 		if err != nil {
 			return err
 		}

@@ -111,6 +111,16 @@ func Dir(dir string, o Options) (*Artifact, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
+		if len(o.Only) > 0 && !only(o.Only, rel) {
+			switch {
+			case d.IsDir() && onTheWay(o.Only, rel):
+				return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o755, ModTime: epoch})
+			case d.IsDir():
+				return filepath.SkipDir
+			case rel != "package.json" || !d.Type().IsRegular():
+				return nil
+			}
+		}
 		if v := ign.Check(rel, d.IsDir()); v.Out {
 			a.Left = append(a.Left, Left{Path: rel, IsDir: d.IsDir(), Verdict: v})
 			if d.IsDir() {
@@ -133,12 +143,37 @@ func Dir(dir string, o Options) (*Artifact, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", dir, err)
 	}
+	for _, p := range o.Only {
+		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(p))); err != nil {
+			return nil, fmt.Errorf("pack %s: %s, which is to be packed, does not exist (did the build make it?)", dir, p)
+		}
+	}
 	if err := errors.Join(tw.Close(), gz.Close()); err != nil {
 		return nil, fmt.Errorf("pack %s: %w", dir, err)
 	}
 	a.Data = buf.Bytes()
 	a.Digest = digest.Of(a.Data)
 	return a, nil
+}
+
+// only reports whether rel is one of paths or inside one.
+func only(paths []string, rel string) bool {
+	for _, p := range paths {
+		if rel == p || strings.HasPrefix(rel, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// onTheWay reports whether the directory rel leads to one of paths.
+func onTheWay(paths []string, rel string) bool {
+	for _, p := range paths {
+		if strings.HasPrefix(p, rel+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // addFile reads the whole file before writing its header, so that a file

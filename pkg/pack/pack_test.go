@@ -440,3 +440,36 @@ func TestGitignoreAndSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestOnly packs a build's output at its place, with package.json, the
+// .gitignore that lists it notwithstanding; secrets stay out.
+func TestOnly(t *testing.T) {
+	tree := map[string]string{
+		".gitignore":            "dist/\n",
+		"package.json":          `{"main":"dist/server.js"}`,
+		"package-lock.json":     "{}",
+		"src/server.ts":         "s",
+		"dist/server.js":        "j",
+		"dist/server.js.map":    "m",
+		"dist/.env":             "SECRET=1",
+		"public/assets/app.css": "c",
+		"public/index.html":     "i",
+		"node_modules/x/i.js":   "x",
+	}
+	dir := t.TempDir()
+	writeTree(t, dir, tree, sortedKeys(tree))
+	a, err := Dir(dir, Options{Only: []string{"dist", "public/assets"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"dist/", "dist/server.js", "dist/server.js.map", "package.json", "public/", "public/assets/", "public/assets/app.css"}
+	if got := entries(t, a); !slices.Equal(got, want) {
+		t.Errorf("packed\n%q\nwant\n%q", got, want)
+	}
+	if s := a.Secrets(); !slices.Equal(s, []string{"dist/.env"}) {
+		t.Errorf("secrets left out %q, want dist/.env", s)
+	}
+	if _, err := Dir(dir, Options{Only: []string{"build"}}); err == nil || !strings.Contains(err.Error(), "build, which is to be packed, does not exist (did the build make it?)") {
+		t.Errorf("a missing output: %v", err)
+	}
+}
