@@ -15,7 +15,7 @@ import (
 	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
-// TestClusterAppImages builds the four apps of test/testdata/apps from
+// TestClusterAppImages builds the apps of test/testdata/apps from
 // their Dockerfiles, pushes them to the cluster's registry, applies each
 // deployment.yaml unlabelled (no aether.dev/* label: the product leaves
 // them alone) in a namespace enforcing Pod Security "restricted", and
@@ -54,6 +54,7 @@ func TestClusterAppImages(t *testing.T) {
 		"esm-api":        {refs["esm-api"]},
 		"distroless-api": {refs["distroless-api"]},
 		"sidecar-first":  {refs["sidecar-first"], refs["shop-api"]},
+		"ts-api":         {refs["ts-api"]},
 	}
 	for _, name := range apps.Names {
 		m, err := apps.Manifest(name, images[name]...)
@@ -213,6 +214,11 @@ func checkApp(t *testing.T, k *clusterNS, name string, pod apps.Pod, a apps.AppA
 		body, err := pod.Get(pod.Ports["metrics"], "/metrics")
 		if err != nil || !strings.Contains(string(body), "sidecar_up 1") {
 			t.Errorf("sidecar-first exporter: %v: %s", err, body)
+		}
+	case "ts-api":
+		// Compiled by tsc in the image's build stage: dist/server.js runs.
+		if str("entry") != "dist/server.js" {
+			t.Errorf("ts-api: %v, want entry dist/server.js (the build stage's output)", a.Raw)
 		}
 	default:
 		t.Fatal(fmt.Sprintf("no check for %s", name))

@@ -41,7 +41,7 @@ import (
 )
 
 // Names are the apps of test/testdata/apps.
-var Names = []string{"shop-api", "esm-api", "distroless-api", "sidecar-first"}
+var Names = []string{"shop-api", "esm-api", "distroless-api", "sidecar-first", "ts-api"}
 
 // Placeholder is the tag that a deployment.yaml writes for each image of
 // the cluster's registry: "10.201.0.2:5000/<app>:__TAG__". Manifest
