@@ -89,7 +89,9 @@ func startWatchBuild(ctx context.Context, dir, command string, out io.Writer) (d
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			fmt.Fprintf(out, "build: %s\n", sc.Text())
+			if line := strings.TrimRight(sc.Text(), " \t\r"); line != "" {
+				fmt.Fprintf(out, "build: %s\n", line)
+			}
 		}
 	}()
 	go func() {
