@@ -60,6 +60,7 @@ type config struct {
 	starts               int
 	serviceSaves         int
 	crashPushes          int
+	tsSaves              int
 	loadReloads          int
 	quietWindow          time.Duration
 	count                int
@@ -106,6 +107,7 @@ func main() {
 	flag.IntVar(&c.starts, "starts", 15, "rounds of the app start figure (each starts the app three ways)")
 	flag.IntVar(&c.serviceSaves, "service-saves", 15, "saves of the real service on real pods")
 	flag.IntVar(&c.crashPushes, "crash-pushes", 10, "crashing pushes of the real service, each rolled back by the health gate")
+	flag.IntVar(&c.tsSaves, "ts-saves", 10, "saves of the TypeScript service's source under push --watch with tsc --watch")
 	flag.IntVar(&c.loadReloads, "load-reloads", 20, "reloads of the real service under steady load")
 	flag.DurationVar(&c.quietWindow, "quiet-window", 10*time.Second, "steady load without reloads, the baseline of the reloads under load")
 	flag.Int64Var(&c.bigMiB, "big-mib", 100, "uncompressed size of the big artifact for the RSS figure, MiB")
@@ -257,6 +259,7 @@ func (b *runner) realPodsPhase() {
 	}
 	b.phase("H1 on real pods: annotate → both pods answer", func() error { return b.realPods(c) })
 	b.phase("save → live for a real service (shop-api, express) on 2 real pods", func() error { return b.realService(c) })
+	b.phase("save → live for a TypeScript service (ts-api, tsc --watch) on 2 real pods", func() error { return b.typeScript(c) })
 }
 
 // goBuild builds the package pkg of this module into out.

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/aether-dev/aether-devhot/test/framework/apps"
+	"github.com/aether-dev/aether-devhot/test/framework/bench"
+	"github.com/aether-dev/aether-devhot/test/framework/cluster"
+	"github.com/aether-dev/aether-devhot/test/framework/realpod"
+)
+
+const (
+	tsServiceName    = "ts-api"
+	tsServiceMessage = "src/message.ts"
+	tsServiceNS      = "bench-typescript"
+)
+
+// typeScript is save → live for the TypeScript service on real pods:
+// ts-api (tsc in its image's build stage, node dist/server.js) with 2
+// replicas, enabled by `kubectl devhot enable` alone; its source, with its
+// devDependencies from `npm ci`, under `kubectl devhot push --watch`,
+// which runs its devhot.yaml's watchBuild (tsc --watch) and pushes dist/
+// on each change. Each save rewrites src/message.ts, and the latency runs
+// from just before the write to when both pods answer it.
+func (b *runner) typeScript(c *cluster.Cluster) error {
+	k := realpod.Kubectl{Bin: filepath.Join(b.root, "bin", "kubectl"), Kubeconfig: c.Kubeconfig(), Namespace: tsServiceNS}
+	if _, err := k.Run("", "create", "namespace", tsServiceNS); err != nil {
+		return err
+	}
+	defer func() {
+		progress("delete namespace %s on the real cluster", tsServiceNS)
+		if _, err := k.Run("", "delete", "namespace", tsServiceNS, "--timeout=120s"); err != nil {
+			fmt.Fprintf(os.Stderr, "    %v\n", err)
+		}
+	}()
+	ref, err := apps.Push(tsServiceName)
+	if err != nil {
+		return err
+	}
+	if _, err := apps.Deploy(k, tsServiceName, 3*time.Minute, ref); err != nil {
+		return err
+	}
+	if _, err := k.Run("", "scale", "deployment", tsServiceName, "--replicas=2"); err != nil {
+		return err
+	}
+	plugin := filepath.Join(b.dir, "kubectl-devhot")
+	if err := b.goBuild(plugin, "./cmd/kubectl-devhot"); err != nil {
+		return err
+	}
+	devhot := func(args ...string) *exec.Cmd {
+		return exec.CommandContext(b.ctx, plugin, append([]string{"--kubeconfig", c.Kubeconfig(), "-n", tsServiceNS}, args...)...)
+	}
+	if out, err := devhot("enable", tsServiceName).CombinedOutput(); err != nil {
+		return fmt.Errorf("kubectl devhot enable: %v\n%s", err, out)
+	}
+	pods, err := apps.WaitReady(k, tsServiceName, 3*time.Minute)
+	if err != nil {
+		return err
+	}
+	storeIP, err := k.Run("", "-n", cluster.InstallNamespace, "get", "service", "aether-devhot-store", "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil {
+		return err
+	}
+	src := filepath.Join(b.dir, "ts-src")
+	if err := apps.Copy(tsServiceName, src); err != nil {
+		return err
+	}
+	npm := exec.CommandContext(b.ctx, "npm", "ci", "--no-audit", "--no-fund")
+	npm.Dir = src
+	if out, err := npm.CombinedOutput(); err != nil {
+		return fmt.Errorf("npm ci: %v\n%s", err, out)
+	}
+	save := func(msg string) error {
+		return os.WriteFile(filepath.Join(src, tsServiceMessage), fmt.Appendf(nil, "export const message: string = %q;\n", msg), 0o644)
+	}
+	if err := save("save 0"); err != nil {
+		return err
+	}
+	cmd := devhot("push", tsServiceName, src, "--watch", "--artifact-base-url", "http://"+storeIP, "--timeout", "30s")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	lines := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	go func() {
+		// tsc's and the pushes' lines: drained, not read.
+		for range lines {
+		}
+	}()
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		_ = cmd.Wait()
+	}()
+	if err := allAnswer(b.ctx, pods, "save 0", 60*time.Second); err != nil {
+		return err
+	}
+	for v := 1; v <= b.cfg.tsSaves; v++ {
+		if err := sleep(b.ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("save %d", v)
+		t0 := time.Now()
+		if err := save(msg); err != nil {
+			return err
+		}
+		if err := allAnswer(b.ctx, pods, msg, 20*time.Second); err != nil {
+			return fmt.Errorf("save %d: %w", v, err)
+		}
+		b.res.tsSave = append(b.res.tsSave, time.Since(t0))
+	}
+	l := b.res.tsSave
+	fmt.Fprintf(os.Stderr, "    %d saves of a .ts file on 2 real pods: p50 %v, p95 %v\n", len(l),
+		bench.Percentile(l, 50).Round(time.Millisecond), bench.Percentile(l, 95).Round(time.Millisecond))
+	return nil
+}
