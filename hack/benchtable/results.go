@@ -26,15 +26,15 @@ type results struct {
 	// without reloads and through reloads.
 	crashRestore, crashExit []time.Duration
 	// save → live of the TypeScript service under push --watch.
-	tsSave []time.Duration
-	quietLoad, reloadLoad   loadCount
-	reloads                 int
-	load                    map[string]loadResult      // by fetch mode
-	admission               map[string][]time.Duration // by registration state
-	tput                    []float64                  // webhook, req/s per round
-	tputEmpty               []float64                  // empty TLS handler, req/s per round
-	rss                     *rssResult
-	failed                  map[string]error // by phase
+	tsSave                []time.Duration
+	quietLoad, reloadLoad loadCount
+	reloads               int
+	load                  map[string]loadResult      // by fetch mode
+	admission             map[string][]time.Duration // by registration state
+	tput                  []float64                  // webhook, req/s per round
+	tputEmpty             []float64                  // empty TLS handler, req/s per round
+	rss                   *rssResult
+	failed                map[string]error // by phase
 }
 
 func (r *results) init() {
