@@ -39,6 +39,9 @@ func newRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	root.AddCommand(
 		newPushCommand(flags, streams),
 		newStatusCommand(flags, streams),
+		newHistoryCommand(flags, streams),
+		newRollbackCommand(flags, streams),
+		newLogsCommand(flags, streams),
 		newLabelCommand(flags, streams, true),
 		newLabelCommand(flags, streams, false),
 	)

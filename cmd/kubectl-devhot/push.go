@@ -232,26 +232,8 @@ func (p *pusher) push(ctx context.Context, started time.Time) (pushResult, error
 		fmt.Fprintf(p.out, "deployment.apps/%s already has %s: nothing to do\n", p.name, a.Digest)
 		return pushResult{digest: a.Digest, unchanged: true}, nil
 	}
-	pods, replicas, err := expectedPods(ctx, p.c, d)
+	r, err := p.c.deliver(ctx, d, a.Digest, url, commitOf(ctx, p.dir), started, p.o.timeout, p.out)
 	if err != nil {
-		return pushResult{}, err
-	}
-	rv, err := eventsSince(ctx, p.c, p.name)
-	if err != nil {
-		return pushResult{}, err
-	}
-	commit := commitOf(ctx, p.dir)
-	if err := p.annotate(ctx, a.Digest, url, commit); err != nil {
-		return pushResult{}, err
-	}
-	if commit == "" {
-		commit = "none: not a git checkout"
-	}
-	fmt.Fprintf(p.out, "annotated deployment.apps/%s (commit %s)\n", p.name, commit)
-	r := newRollout(a.Digest, started, pods, replicas, p.out)
-	wctx, cancel := context.WithTimeout(ctx, p.o.timeout)
-	defer cancel()
-	if err := r.wait(wctx, p.c, p.name, rv); err != nil {
 		return pushResult{digest: a.Digest}, err
 	}
 	fmt.Fprintf(p.out, "deployment.apps/%s: %s live on %d/%d pods in %s\n", p.name, a.Digest, len(r.pods), r.count, ms(r.slowest()))
@@ -272,7 +254,7 @@ func (p *pusher) upload(ctx context.Context, a *pack.Artifact) error {
 
 // annotate sets the digest, URL, commit and build time in one merge
 // patch of metadata: no rollout, and one event for the fetchers.
-func (p *pusher) annotate(ctx context.Context, digest, url, commit string) error {
+func (c *cluster) annotate(ctx context.Context, name, digest, url, commit string) error {
 	var commitValue any // null removes a stale commit of an earlier push
 	if commit != "" {
 		commitValue = commit
@@ -286,9 +268,9 @@ func (p *pusher) annotate(ctx context.Context, digest, url, commit string) error
 	if err != nil {
 		return err
 	}
-	_, err = p.c.client.AppsV1().Deployments(p.c.namespace).Patch(ctx, p.name, types.MergePatchType, patch, metav1.PatchOptions{})
+	_, err = c.client.AppsV1().Deployments(c.namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
 	if err != nil {
-		return fmt.Errorf("annotate deployment %s: %w", p.name, err)
+		return fmt.Errorf("annotate deployment %s: %w", name, err)
 	}
 	return nil
 }

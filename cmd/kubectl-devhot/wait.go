@@ -210,6 +210,32 @@ func (r *rollout) stuck() string {
 	return strings.Join(parts, "; ")
 }
 
+// deliver annotates d with digest and url (and commit, "" for none), and
+// waits up to timeout until every running pod has gone live on it or
+// failed, printing each pod's outcome to out; latencies run from started.
+// The error is the rollout's result, or why it could not wait.
+func (c *cluster) deliver(ctx context.Context, d *appsv1.Deployment, digest, url, commit string, started time.Time, timeout time.Duration, out io.Writer) (*rollout, error) {
+	pods, replicas, err := expectedPods(ctx, c, d)
+	if err != nil {
+		return nil, err
+	}
+	rv, err := eventsSince(ctx, c, d.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.annotate(ctx, d.Name, digest, url, commit); err != nil {
+		return nil, err
+	}
+	if commit == "" {
+		commit = "none: not a git checkout"
+	}
+	fmt.Fprintf(out, "annotated deployment.apps/%s (commit %s)\n", d.Name, commit)
+	r := newRollout(digest, started, pods, replicas, out)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return r, r.wait(wctx, c, d.Name, rv)
+}
+
 // eventsSince returns the resource version to watch a Deployment's refresh
 // Events from, taken before the annotation so that no Event is missed.
 func eventsSince(ctx context.Context, c *cluster, name string) (string, error) {

@@ -91,7 +91,7 @@ func TestClusterKubectlDevhot(t *testing.T) {
 
 	// The first push reaches pods whose fetchers wait for a first release.
 	save(1)
-	live(push(), 1)
+	digests := []string{live(push(), 1)}
 	if out := push(); !strings.Contains(out, "nothing to do") {
 		t.Errorf("a second push of the same tree did not say it had nothing to do")
 	}
@@ -109,6 +109,28 @@ func TestClusterKubectlDevhot(t *testing.T) {
 		short := digest[:len("sha256:")+12]
 		if !regexp.MustCompile(`(?m)^` + pod + `\s+live\s+` + regexp.QuoteMeta(short) + `\s.*<none>$`).MatchString(status) {
 			t.Errorf("status has no row for pod %s live on %s with no failure", pod, short)
+		}
+	}
+
+	// history lists both pushes, rollback goes back to the first without
+	// a download, and logs prints every pod's fetcher and app.
+	first := digests[0]
+	history := devhot("history", "deploy/"+deployment)
+	for _, want := range []string{digest + " (desired)", first} {
+		if !strings.Contains(history, want) {
+			t.Errorf("history does not list %s", want)
+		}
+	}
+	live(devhot("rollback", "deploy/"+deployment), 1)
+	if got := k.kubectl(t, "", "get", "deployment", deployment, "-o", "jsonpath={.metadata.annotations.aether\\.dev/digest}"); got != first {
+		t.Errorf("after rollback the digest is %s, want the first push's %s", got, first)
+	}
+	logs := devhot("logs", "deploy/"+deployment, "--tail", "-1")
+	for _, pod := range strings.Fields(k.kubectl(t, "", "get", "pods", "-l", "app="+deployment, "-o", "jsonpath={.items[*].metadata.name}")) {
+		for _, want := range []string{pod + " aether-fetcher | REFRESH_LIVE digest=" + first, pod + " app | "} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("logs lack %q", want)
+			}
 		}
 	}
 
