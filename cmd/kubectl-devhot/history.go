@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	eventsv1 "k8s.io/api/events/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -116,23 +115,12 @@ func newHistoryCommand(flags *genericclioptions.ConfigFlags, streams genericioop
 		Short: "List the releases pushed to a Deployment, newest first: when, their commit, and what each pod made of them",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := deploymentName(args[0])
+			_, d, evs, err := targetEvents(cmd.Context(), flags, args[0])
 			if err != nil {
 				return err
 			}
-			c, err := connect(flags)
-			if err != nil {
-				return err
-			}
-			d, err := c.deployment(cmd.Context(), name)
-			if err != nil {
-				return err
-			}
-			evs, err := c.client.EventsV1().Events(c.namespace).List(cmd.Context(), metav1.ListOptions{FieldSelector: refresh.EventSelector(name)})
-			if err != nil {
-				return fmt.Errorf("list events: %w", err)
-			}
-			rs := releases(evs.Items)
+			name := d.Name
+			rs := releases(evs)
 			if len(rs) == 0 {
 				fmt.Fprintf(streams.Out, "deployment.apps/%s: no release reported yet\n", name)
 				return nil

@@ -132,8 +132,12 @@ func TestLogs(t *testing.T) {
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"}, Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: sel}}},
 		pod("web-1", corev1.PodRunning), pod("web-2", corev1.PodRunning), pod("web-3", corev1.PodPending))
 	c := &cluster{client: client, namespace: "ns"}
+	d, err := c.deployment(context.Background(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out strings.Builder
-	if err := c.logs(context.Background(), "web", logsOptions{tail: 5}, &syncWriter{w: &out}); err != nil {
+	if err := c.logs(context.Background(), d, logsOptions{tail: 5}, &syncWriter{w: &out}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -35,15 +36,11 @@ func newLogsCommand(flags *genericclioptions.ConfigFlags, streams genericiooptio
 		Short: "Print the app's and the fetcher's logs of every pod, each line prefixed by its pod and container; -f follows, new pods included",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := deploymentName(args[0])
+			c, d, err := target(cmd.Context(), flags, args[0])
 			if err != nil {
 				return err
 			}
-			c, err := connect(flags)
-			if err != nil {
-				return err
-			}
-			return c.logs(cmd.Context(), name, o, &syncWriter{w: streams.Out})
+			return c.logs(cmd.Context(), d, o, &syncWriter{w: streams.Out})
 		},
 	}
 	f := cmd.Flags()
@@ -75,13 +72,10 @@ func logContainers(pod *corev1.Pod, o logsOptions) []string {
 	return out
 }
 
-// logs streams the logs of name's running pods to out until they end, or,
+// logs streams the logs of d's running pods to out until they end, or,
 // with o.follow, until ctx ends, adding the pods that start meanwhile.
-func (c *cluster) logs(ctx context.Context, name string, o logsOptions, out io.Writer) error {
-	d, err := c.deployment(ctx, name)
-	if err != nil {
-		return err
-	}
+func (c *cluster) logs(ctx context.Context, d *appsv1.Deployment, o logsOptions, out io.Writer) error {
+	name := d.Name
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil {
 		return err

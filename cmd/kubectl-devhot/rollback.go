@@ -6,13 +6,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
-	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
 func newRollbackCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
@@ -28,24 +26,13 @@ current one with the digest replaced, as the store's are; give --artifact-url
 for another server.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := deploymentName(args[0])
+			c, d, evs, err := targetEvents(cmd.Context(), flags, args[0])
 			if err != nil {
 				return err
 			}
-			c, err := connect(flags)
-			if err != nil {
-				return err
-			}
-			d, err := c.deployment(cmd.Context(), name)
-			if err != nil {
-				return err
-			}
-			evs, err := c.client.EventsV1().Events(c.namespace).List(cmd.Context(), metav1.ListOptions{FieldSelector: refresh.EventSelector(name)})
-			if err != nil {
-				return fmt.Errorf("list events: %w", err)
-			}
+			name := d.Name
 			current, currentURL := d.Annotations[annotations.Digest], d.Annotations[annotations.ArtifactURL]
-			target, commit, err := rollbackTo(releases(evs.Items), current, to)
+			target, commit, err := rollbackTo(releases(evs), current, to)
 			if err != nil {
 				return fmt.Errorf("deployment %s: %w", name, err)
 			}

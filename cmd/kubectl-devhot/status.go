@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	eventsv1 "k8s.io/api/events/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -25,22 +24,11 @@ func newStatusCommand(flags *genericclioptions.ConfigFlags, streams genericioopt
 		Short: "Show the desired digest and, per pod, the release it runs and its last failure, from the Deployment and its Events",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := deploymentName(args[0])
+			c, d, evs, err := targetEvents(cmd.Context(), flags, args[0])
 			if err != nil {
 				return err
 			}
-			c, err := connect(flags)
-			if err != nil {
-				return err
-			}
-			d, err := c.deployment(cmd.Context(), name)
-			if err != nil {
-				return err
-			}
-			evs, err := c.client.EventsV1().Events(c.namespace).List(cmd.Context(), metav1.ListOptions{FieldSelector: refresh.EventSelector(name)})
-			if err != nil {
-				return fmt.Errorf("list events: %w", err)
-			}
+			name := d.Name
 			_, injected := d.Annotations[annotations.Injected]
 			a := d.Annotations
 			out := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
@@ -51,7 +39,7 @@ func newStatusCommand(flags *genericclioptions.ConfigFlags, streams genericioopt
 			fmt.Fprintf(out, "artifact\t%s\n", orNone(a[annotations.ArtifactURL]))
 			fmt.Fprintf(out, "commit\t%s\n", orNone(a[annotations.CommitSHA]))
 			fmt.Fprintf(out, "built\t%s\n", orNone(a[annotations.BuildTimestamp]))
-			pods := podStatuses(evs.Items, a[annotations.Digest])
+			pods := podStatuses(evs, a[annotations.Digest])
 			if len(pods) == 0 {
 				fmt.Fprintln(out, "pods\tno refresh reported yet")
 				return out.Flush()

@@ -153,47 +153,12 @@ func timeStart(ctx context.Context, dir string, argv, env []string, port int) (t
 // from just before the write to when both pods answer it (asked by pod IP
 // every 5 ms from this process).
 func (b *runner) realService(c *cluster.Cluster) error {
-	k := realpod.Kubectl{Bin: filepath.Join(b.root, "bin", "kubectl"), Kubeconfig: c.Kubeconfig(), Namespace: serviceNS}
-	if _, err := k.Run("", "create", "namespace", serviceNS); err != nil {
-		return err
-	}
-	defer func() {
-		progress("delete namespace %s on the real cluster", serviceNS)
-		if _, err := k.Run("", "delete", "namespace", serviceNS, "--timeout=120s"); err != nil {
-			fmt.Fprintf(os.Stderr, "    %v\n", err)
-		}
-	}()
-	if _, err := k.Run("", "label", "namespace", serviceNS, "pod-security.kubernetes.io/enforce=restricted"); err != nil {
-		return err
-	}
-	ref, err := apps.Push(service)
+	e, err := b.enableService(c, serviceNS, service)
 	if err != nil {
 		return err
 	}
-	if _, err := apps.Deploy(k, service, 3*time.Minute, ref); err != nil {
-		return err
-	}
-	if _, err := k.Run("", "scale", "deployment", service, "--replicas=2"); err != nil {
-		return err
-	}
-	plugin := filepath.Join(b.dir, "kubectl-devhot")
-	if err := b.goBuild(plugin, "./cmd/kubectl-devhot"); err != nil {
-		return err
-	}
-	devhot := func(args ...string) *exec.Cmd {
-		return exec.CommandContext(b.ctx, plugin, append([]string{"--kubeconfig", c.Kubeconfig(), "-n", serviceNS}, args...)...)
-	}
-	if out, err := devhot("enable", service).CombinedOutput(); err != nil {
-		return fmt.Errorf("kubectl devhot enable: %v\n%s", err, out)
-	}
-	pods, err := apps.WaitReady(k, service, 3*time.Minute)
-	if err != nil {
-		return err
-	}
-	storeIP, err := k.Run("", "-n", cluster.InstallNamespace, "get", "service", "aether-devhot-store", "-o", "jsonpath={.spec.clusterIP}")
-	if err != nil {
-		return err
-	}
+	defer e.cleanup()
+	devhot, storeIP, pods := e.devhot, e.storeIP, e.pods
 	src := filepath.Join(b.dir, "service-src")
 	if err := apps.Copy(service, src); err != nil {
 		return err
@@ -211,6 +176,88 @@ func (b *runner) realService(c *cluster.Cluster) error {
 	return nil
 }
 
+// enabled is an app of test/testdata/apps on real pods, enabled.
+type enabled struct {
+	pods []apps.Pod
+	// devhot runs the plugin against the app's namespace.
+	devhot  func(args ...string) *exec.Cmd
+	storeIP string
+	// cleanup deletes the namespace.
+	cleanup func()
+}
+
+// enableService deploys app from test/testdata/apps with 2 replicas in
+// namespace ns (made, enforcing Pod Security restricted), enables it with
+// `kubectl devhot enable` alone, and waits until both pods are Ready.
+func (b *runner) enableService(c *cluster.Cluster, ns, app string) (*enabled, error) {
+	k := realpod.Kubectl{Bin: filepath.Join(b.root, "bin", "kubectl"), Kubeconfig: c.Kubeconfig(), Namespace: ns}
+	if _, err := k.Run("", "create", "namespace", ns); err != nil {
+		return nil, err
+	}
+	e := &enabled{cleanup: func() {
+		progress("delete namespace %s on the real cluster", ns)
+		if _, err := k.Run("", "delete", "namespace", ns, "--timeout=120s"); err != nil {
+			fmt.Fprintf(os.Stderr, "    %v\n", err)
+		}
+	}}
+	fail := func(err error) (*enabled, error) {
+		e.cleanup()
+		return nil, err
+	}
+	if _, err := k.Run("", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted"); err != nil {
+		return fail(err)
+	}
+	ref, err := apps.Push(app)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := apps.Deploy(k, app, 3*time.Minute, ref); err != nil {
+		return fail(err)
+	}
+	if _, err := k.Run("", "scale", "deployment", app, "--replicas=2"); err != nil {
+		return fail(err)
+	}
+	plugin := filepath.Join(b.dir, "kubectl-devhot")
+	if err := b.goBuild(plugin, "./cmd/kubectl-devhot"); err != nil {
+		return fail(err)
+	}
+	e.devhot = func(args ...string) *exec.Cmd {
+		return exec.CommandContext(b.ctx, plugin, append([]string{"--kubeconfig", c.Kubeconfig(), "-n", ns}, args...)...)
+	}
+	if out, err := e.devhot("enable", app).CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("kubectl devhot enable: %v\n%s", err, out))
+	}
+	if e.pods, err = apps.WaitReady(k, app, 3*time.Minute); err != nil {
+		return fail(err)
+	}
+	if e.storeIP, err = k.Run("", "-n", cluster.InstallNamespace, "get", "service", "aether-devhot-store", "-o", "jsonpath={.spec.clusterIP}"); err != nil {
+		return fail(err)
+	}
+	return e, nil
+}
+
+// startLines starts cmd and returns its output, stdout and stderr
+// together, a line at a time; the channel closes when the output ends.
+func startLines(cmd *exec.Cmd) (<-chan string, error) {
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	lines := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return lines, nil
+}
+
 // writeMessage rewrites the service's message module, as an editor's save.
 func writeMessage(src, msg string) error {
 	return os.WriteFile(filepath.Join(src, serviceMessage), fmt.Appendf(nil, "module.exports = %q;\n", msg), 0o644)
@@ -222,22 +269,10 @@ func writeMessage(src, msg string) error {
 func (b *runner) serviceSaves(devhot func(args ...string) *exec.Cmd, src, storeIP string, pods []apps.Pod) error {
 	save := func(msg string) error { return writeMessage(src, msg) }
 	cmd := devhot("push", service, src, "--watch", "--artifact-base-url", "http://"+storeIP, "--timeout", "30s")
-	stdout, err := cmd.StdoutPipe()
+	lines, err := startLines(cmd)
 	if err != nil {
 		return err
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		_ = waitLine(lines, "stopped", 5*time.Second)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,7 +11,6 @@ import (
 	"github.com/aether-dev/aether-devhot/test/framework/apps"
 	"github.com/aether-dev/aether-devhot/test/framework/bench"
 	"github.com/aether-dev/aether-devhot/test/framework/cluster"
-	"github.com/aether-dev/aether-devhot/test/framework/realpod"
 )
 
 const (
@@ -29,44 +27,12 @@ const (
 // on each change. Each save rewrites src/message.ts, and the latency runs
 // from just before the write to when both pods answer it.
 func (b *runner) typeScript(c *cluster.Cluster) error {
-	k := realpod.Kubectl{Bin: filepath.Join(b.root, "bin", "kubectl"), Kubeconfig: c.Kubeconfig(), Namespace: tsServiceNS}
-	if _, err := k.Run("", "create", "namespace", tsServiceNS); err != nil {
-		return err
-	}
-	defer func() {
-		progress("delete namespace %s on the real cluster", tsServiceNS)
-		if _, err := k.Run("", "delete", "namespace", tsServiceNS, "--timeout=120s"); err != nil {
-			fmt.Fprintf(os.Stderr, "    %v\n", err)
-		}
-	}()
-	ref, err := apps.Push(tsServiceName)
+	e, err := b.enableService(c, tsServiceNS, tsServiceName)
 	if err != nil {
 		return err
 	}
-	if _, err := apps.Deploy(k, tsServiceName, 3*time.Minute, ref); err != nil {
-		return err
-	}
-	if _, err := k.Run("", "scale", "deployment", tsServiceName, "--replicas=2"); err != nil {
-		return err
-	}
-	plugin := filepath.Join(b.dir, "kubectl-devhot")
-	if err := b.goBuild(plugin, "./cmd/kubectl-devhot"); err != nil {
-		return err
-	}
-	devhot := func(args ...string) *exec.Cmd {
-		return exec.CommandContext(b.ctx, plugin, append([]string{"--kubeconfig", c.Kubeconfig(), "-n", tsServiceNS}, args...)...)
-	}
-	if out, err := devhot("enable", tsServiceName).CombinedOutput(); err != nil {
-		return fmt.Errorf("kubectl devhot enable: %v\n%s", err, out)
-	}
-	pods, err := apps.WaitReady(k, tsServiceName, 3*time.Minute)
-	if err != nil {
-		return err
-	}
-	storeIP, err := k.Run("", "-n", cluster.InstallNamespace, "get", "service", "aether-devhot-store", "-o", "jsonpath={.spec.clusterIP}")
-	if err != nil {
-		return err
-	}
+	defer e.cleanup()
+	devhot, storeIP, pods := e.devhot, e.storeIP, e.pods
 	src := filepath.Join(b.dir, "ts-src")
 	if err := apps.Copy(tsServiceName, src); err != nil {
 		return err
@@ -84,22 +50,10 @@ func (b *runner) typeScript(c *cluster.Cluster) error {
 	}
 	cmd := devhot("push", tsServiceName, src, "--watch", "--artifact-base-url", "http://"+storeIP, "--timeout", "30s")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
+	lines, err := startLines(cmd)
 	if err != nil {
 		return err
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	lines := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
 	go func() {
 		// tsc's and the pushes' lines: drained, not read.
 		for range lines {

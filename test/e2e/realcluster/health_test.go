@@ -50,21 +50,9 @@ func serverWith(t *testing.T, extra string) string {
 // again in every pod; and the next good push goes live. The first push
 // crashes, so the first case rolls back to the image's own code.
 func TestClusterHealthGate(t *testing.T) {
-	kubeconfig := clusterKubeconfig(t)
-	storeIP := storeClusterIP(t, kubeconfig)
-	ref, err := apps.Push("shop-api")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := clusterNamespace(t, kubeconfig, true)
-	if _, err := apps.Deploy(k.kc(), "shop-api", 3*time.Minute, ref); err != nil {
-		t.Fatal(err)
-	}
-	k.kubectl(t, "", "scale", "deployment", "shop-api", "--replicas=2")
-	k.devhot(t, "enable", "deploy/shop-api")
-	k.kubectl(t, "", "annotate", "deployment", "shop-api", annotations.HealthTimeoutSec+"="+healthTimeoutSec)
 	s := services[0]
-	pods := waitAnswer(t, k, s, s.image, 2)
+	k, storeIP, pods := enabledService(t, s)
+	k.kubectl(t, "", "annotate", "deployment", "shop-api", annotations.HealthTimeoutSec+"="+healthTimeoutSec)
 	names := podNames(pods)
 
 	src := t.TempDir()
@@ -205,4 +193,30 @@ func podBlock(out, pod string) string {
 		b.WriteString(line + "\n")
 	}
 	return b.String()
+}
+
+// enabledService deploys s's app from test/testdata/apps, unlabelled, with
+// 2 replicas, in a new namespace enforcing Pod Security "restricted";
+// enables it with `kubectl devhot enable` alone, and waits until both pods
+// answer from the image's own code. It returns the namespace, the store's
+// ClusterIP (the artifact base URL's host) and the pods.
+func enabledService(t *testing.T, s service) (*clusterNS, string, []apps.Pod) {
+	t.Helper()
+	kubeconfig := clusterKubeconfig(t)
+	storeIP := storeClusterIP(t, kubeconfig)
+	var refs []string
+	for _, name := range s.images {
+		ref, err := apps.Push(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, ref)
+	}
+	k := clusterNamespace(t, kubeconfig, true)
+	if _, err := apps.Deploy(k.kc(), s.app, 3*time.Minute, refs...); err != nil {
+		t.Fatal(err)
+	}
+	k.kubectl(t, "", "scale", "deployment", s.app, "--replicas=2")
+	k.devhot(t, "enable", "deploy/"+s.app)
+	return k, storeIP, waitAnswer(t, k, s, s.image, 2)
 }

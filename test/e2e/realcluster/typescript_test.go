@@ -26,20 +26,8 @@ var tsService = service{app: "ts-api", images: []string{"ts-api"}, container: "t
 // output and pushes nothing; and under push --watch, tsc's own watch mode
 // recompiles each save of a .ts file, and the change is live in both pods.
 func TestClusterTypeScript(t *testing.T) {
-	kubeconfig := clusterKubeconfig(t)
-	storeIP := storeClusterIP(t, kubeconfig)
-	ref, err := apps.Push("ts-api")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := clusterNamespace(t, kubeconfig, true)
-	if _, err := apps.Deploy(k.kc(), "ts-api", 3*time.Minute, ref); err != nil {
-		t.Fatal(err)
-	}
-	k.kubectl(t, "", "scale", "deployment", "ts-api", "--replicas=2")
-	k.devhot(t, "enable", "deploy/ts-api")
 	s := tsService
-	pods := waitAnswer(t, k, s, s.image, 2)
+	k, storeIP, pods := enabledService(t, s)
 
 	// The developer's checkout: the source, and its devDependencies (tsc)
 	// installed as `npm ci` does.
