@@ -9,9 +9,10 @@
 # single-node cluster (test/framework/cluster, make cluster-up) runs:
 # kube-controller-manager, kube-scheduler, kubelet and kube-proxy from the
 # same pin, in one go build call (2 to 12 minutes cold on 2 cores, and about
-# 4 GB more build cache), and the cluster's container registry from
+# 4 GB more build cache), the cluster's container registry from
 # github.com/distribution/distribution/v3 (hack/tools/registry, about a
-# minute cold). make tools never builds them; make test and make demo do,
+# minute cold) and its DNS server from github.com/coredns/coredns
+# (hack/tools/coredns, about two minutes cold). make tools never builds them; make test and make demo do,
 # where the machine can run that cluster (Linux, root).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,6 +88,7 @@ case "${1:-}" in
   cluster)
     build_cluster
     build registry registry . "-X github.com/distribution/distribution/v3/version.version=$(awk '$1 == "require" && $2 == "github.com/distribution/distribution/v3" {print $3}' "$root/hack/tools/registry/go.mod")"
+    build coredns coredns . "-X github.com/coredns/coredns/coremain.GitCommit=$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' "$root/hack/tools/coredns/go.mod")"
     ;;
   *) echo "usage: $0 [cluster]" >&2; exit 2 ;;
 esac

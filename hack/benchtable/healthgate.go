@@ -21,7 +21,7 @@ import (
 // starts, its exit (which must be 1, with the app's error in its output),
 // and the moment both pods answer good, the message of the last good
 // release, from a new process (the one the rollback started).
-func (b *runner) crashes(devhot func(args ...string) *exec.Cmd, src, storeIP string, pods []apps.Pod, good string) error {
+func (b *runner) crashes(devhot func(args ...string) *exec.Cmd, src string, pods []apps.Pod, good string) error {
 	for i := 1; i <= b.cfg.crashPushes; i++ {
 		before := map[string]int{}
 		for _, p := range pods {
@@ -45,7 +45,7 @@ func (b *runner) crashes(devhot func(args ...string) *exec.Cmd, src, storeIP str
 			took, err := answeredByNewProcess(b.ctx, pods, good, before, 30*time.Second)
 			restored <- result{took, err}
 		}()
-		out, err := devhot("push", service, src, "--artifact-base-url", "http://"+storeIP, "--timeout", "30s").CombinedOutput()
+		out, err := devhot("push", service, src, "--timeout", "30s").CombinedOutput()
 		exited := time.Since(t0)
 		if err == nil || !strings.Contains(string(out), fmt.Sprintf("crash %d: the config has no port", i)) || !strings.Contains(string(out), "rolled back to sha256:") {
 			return fmt.Errorf("crash %d: push exited %v, want 1 with the error and the rollback:\n%s", i, err, out)
@@ -98,7 +98,7 @@ const loadInterval = 10 * time.Millisecond
 // one client per pod sends GET / every loadInterval on a new connection
 // (1 s timeout), first for a quiet window with no reload (the baseline),
 // then through loadReloads good pushes, each waited for by push.
-func (b *runner) reloadsUnderLoad(devhot func(args ...string) *exec.Cmd, src, storeIP string, pods []apps.Pod) error {
+func (b *runner) reloadsUnderLoad(devhot func(args ...string) *exec.Cmd, src string, pods []apps.Pod) error {
 	quiet := newLoad(pods)
 	if err := sleep(b.ctx, b.cfg.quietWindow); err != nil {
 		return err
@@ -111,7 +111,7 @@ func (b *runner) reloadsUnderLoad(devhot func(args ...string) *exec.Cmd, src, st
 			l.stop()
 			return err
 		}
-		if out, err := devhot("push", service, src, "--artifact-base-url", "http://"+storeIP, "--timeout", "30s").CombinedOutput(); err != nil {
+		if out, err := devhot("push", service, src, "--timeout", "30s").CombinedOutput(); err != nil {
 			l.stop()
 			return fmt.Errorf("reload %d: %v\n%s", i, err, out)
 		}

@@ -158,20 +158,20 @@ func (b *runner) realService(c *cluster.Cluster) error {
 		return err
 	}
 	defer e.cleanup()
-	devhot, storeIP, pods := e.devhot, e.storeIP, e.pods
+	devhot, pods := e.devhot, e.pods
 	src := filepath.Join(b.dir, "service-src")
 	if err := apps.Copy(service, src); err != nil {
 		return err
 	}
-	if err := b.serviceSaves(devhot, src, storeIP, pods); err != nil {
+	if err := b.serviceSaves(devhot, src, pods); err != nil {
 		return err
 	}
 	last := fmt.Sprintf("save %d", b.cfg.serviceSaves)
 	b.phase("health gate on 2 real pods: crashing pushes rolled back", func() error {
-		return b.crashes(devhot, src, storeIP, pods, last)
+		return b.crashes(devhot, src, pods, last)
 	})
 	b.phase("reloads of the real service under steady load", func() error {
-		return b.reloadsUnderLoad(devhot, src, storeIP, pods)
+		return b.reloadsUnderLoad(devhot, src, pods)
 	})
 	return nil
 }
@@ -180,8 +180,7 @@ func (b *runner) realService(c *cluster.Cluster) error {
 type enabled struct {
 	pods []apps.Pod
 	// devhot runs the plugin against the app's namespace.
-	devhot  func(args ...string) *exec.Cmd
-	storeIP string
+	devhot func(args ...string) *exec.Cmd
 	// cleanup deletes the namespace.
 	cleanup func()
 }
@@ -230,9 +229,6 @@ func (b *runner) enableService(c *cluster.Cluster, ns, app string) (*enabled, er
 	if e.pods, err = apps.WaitReady(k, app, 3*time.Minute); err != nil {
 		return fail(err)
 	}
-	if e.storeIP, err = k.Run("", "-n", cluster.InstallNamespace, "get", "service", "aether-devhot-store", "-o", "jsonpath={.spec.clusterIP}"); err != nil {
-		return fail(err)
-	}
 	return e, nil
 }
 
@@ -266,9 +262,9 @@ func writeMessage(src, msg string) error {
 // serviceSaves is save → live with `kubectl devhot push --watch` on the
 // real service: it saves serviceSaves messages and times each to both
 // pods answering it.
-func (b *runner) serviceSaves(devhot func(args ...string) *exec.Cmd, src, storeIP string, pods []apps.Pod) error {
+func (b *runner) serviceSaves(devhot func(args ...string) *exec.Cmd, src string, pods []apps.Pod) error {
 	save := func(msg string) error { return writeMessage(src, msg) }
-	cmd := devhot("push", service, src, "--watch", "--artifact-base-url", "http://"+storeIP, "--timeout", "30s")
+	cmd := devhot("push", service, src, "--watch", "--timeout", "30s")
 	lines, err := startLines(cmd)
 	if err != nil {
 		return err

@@ -32,7 +32,7 @@ func (b *runner) typeScript(c *cluster.Cluster) error {
 		return err
 	}
 	defer e.cleanup()
-	devhot, storeIP, pods := e.devhot, e.storeIP, e.pods
+	devhot, pods := e.devhot, e.pods
 	src := filepath.Join(b.dir, "ts-src")
 	if err := apps.Copy(tsServiceName, src); err != nil {
 		return err
@@ -48,7 +48,7 @@ func (b *runner) typeScript(c *cluster.Cluster) error {
 	if err := save("save 0"); err != nil {
 		return err
 	}
-	cmd := devhot("push", tsServiceName, src, "--watch", "--artifact-base-url", "http://"+storeIP, "--timeout", "30s")
+	cmd := devhot("push", tsServiceName, src, "--watch", "--timeout", "30s")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	lines, err := startLines(cmd)
 	if err != nil {

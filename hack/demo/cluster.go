@@ -103,10 +103,6 @@ func (d *demo) runCluster() (err error) {
 	if err != nil {
 		return err
 	}
-	storeIP, err := k.Run("", "-n", cluster.InstallNamespace, "get", "service", "aether-devhot-store", "-o", "jsonpath={.spec.clusterIP}")
-	if err != nil {
-		return err
-	}
 	devhot := func(args ...string) (string, error) {
 		cmd := exec.Command(plugin, append([]string{"--kubeconfig", k.Kubeconfig, "-n", ns}, args...)...)
 		b, err := cmd.CombinedOutput()
@@ -152,7 +148,7 @@ func (d *demo) runCluster() (err error) {
 		if err := os.WriteFile(filepath.Join(src, message), fmt.Appendf(nil, "module.exports = %q;\n", msg), 0o644); err != nil {
 			return err
 		}
-		if _, err := devhot("push", service, src, "--artifact-base-url", "http://"+storeIP); err != nil {
+		if _, err := devhot("push", service, src); err != nil {
 			return err
 		}
 		if err := wait.Poll(10*time.Second, func() error {

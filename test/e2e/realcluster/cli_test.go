@@ -19,14 +19,13 @@ var pushedLine = regexp.MustCompile(`deployment\.apps/hello: (sha256:[0-9a-f]{64
 // test/framework/cluster as a user would after `helm install`: enable an unlabelled
 // Deployment, push a directory through the API server's service proxy to
 // the chart's store (the default upload path, no --store), push the same
-// tree again (nothing to do), push a change, status (each pod's
-// RefreshLive), then disable. The
-// pods download from the store's ClusterIP (--artifact-base-url): this
-// cluster has no DNS for the default aether-devhot-store.aether-system.svc.
+// tree again (nothing to do), push a change, status (each pod live on it),
+// history, rollback and logs, then disable. The pods download from the
+// default artifact URL, aether-devhot-store.aether-system.svc, through the
+// cluster's DNS.
 func TestClusterKubectlDevhot(t *testing.T) {
 	kubeconfig := clusterKubeconfig(t)
 	k := clusterNamespace(t, kubeconfig, true)
-	storeIP := storeClusterIP(t, kubeconfig)
 	devhot := func(args ...string) string {
 		t.Helper()
 		return k.devhot(t, args...)
@@ -65,7 +64,7 @@ func TestClusterKubectlDevhot(t *testing.T) {
 	}
 	push := func() string {
 		t.Helper()
-		return devhot("push", "deploy/"+deployment, src, "--artifact-base-url", "http://"+storeIP)
+		return devhot("push", "deploy/"+deployment, src)
 	}
 	// live checks push's last line, then that every Running pod answers v.
 	live := func(out string, v int) (digest string) {
@@ -99,7 +98,7 @@ func TestClusterKubectlDevhot(t *testing.T) {
 	digest := live(push(), 2)
 
 	status := devhot("status", "deploy/"+deployment)
-	for _, want := range []string{`injected\s+yes`, `digest\s+` + digest, `artifact\s+http://` + regexp.QuoteMeta(storeIP) + `/`} {
+	for _, want := range []string{`injected\s+yes`, `digest\s+` + digest, `artifact\s+http://aether-devhot-store\.aether-system\.svc/`} {
 		if !regexp.MustCompile(`(?m)^` + want).MatchString(status) {
 			t.Errorf("status has no line %q", want)
 		}

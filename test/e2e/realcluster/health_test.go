@@ -51,7 +51,7 @@ func serverWith(t *testing.T, extra string) string {
 // crashes, so the first case rolls back to the image's own code.
 func TestClusterHealthGate(t *testing.T) {
 	s := services[0]
-	k, storeIP, pods := enabledService(t, s)
+	k, pods := enabledService(t, s)
 	k.kubectl(t, "", "annotate", "deployment", "shop-api", annotations.HealthTimeoutSec+"="+healthTimeoutSec)
 	names := podNames(pods)
 
@@ -68,7 +68,7 @@ func TestClusterHealthGate(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(src, s.message), []byte(s.write(msg)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out := k.devhot(t, "push", "deploy/shop-api", src, "--artifact-base-url", "http://"+storeIP)
+		out := k.devhot(t, "push", "deploy/shop-api", src)
 		m := liveLine.FindStringSubmatch(out)
 		if m == nil || m[2] != "2" {
 			t.Fatalf("the good push did not go live on 2/2 pods")
@@ -87,7 +87,7 @@ func TestClusterHealthGate(t *testing.T) {
 			}
 		}
 		start := time.Now()
-		out, err := k.devhotErr(t, "push", "deploy/shop-api", src, "--artifact-base-url", "http://"+storeIP)
+		out, err := k.devhotErr(t, "push", "deploy/shop-api", src)
 		exited := time.Since(start)
 		if err == nil {
 			t.Fatalf("push of a broken release exited 0")
@@ -198,12 +198,10 @@ func podBlock(out, pod string) string {
 // enabledService deploys s's app from test/testdata/apps, unlabelled, with
 // 2 replicas, in a new namespace enforcing Pod Security "restricted";
 // enables it with `kubectl devhot enable` alone, and waits until both pods
-// answer from the image's own code. It returns the namespace, the store's
-// ClusterIP (the artifact base URL's host) and the pods.
-func enabledService(t *testing.T, s service) (*clusterNS, string, []apps.Pod) {
+// answer from the image's own code. It returns the namespace and the pods.
+func enabledService(t *testing.T, s service) (*clusterNS, []apps.Pod) {
 	t.Helper()
 	kubeconfig := clusterKubeconfig(t)
-	storeIP := storeClusterIP(t, kubeconfig)
 	var refs []string
 	for _, name := range s.images {
 		ref, err := apps.Push(name)
@@ -218,5 +216,5 @@ func enabledService(t *testing.T, s service) (*clusterNS, string, []apps.Pod) {
 	}
 	k.kubectl(t, "", "scale", "deployment", s.app, "--replicas=2")
 	k.devhot(t, "enable", "deploy/"+s.app)
-	return k, storeIP, waitAnswer(t, k, s, s.image, 2)
+	return k, waitAnswer(t, k, s, s.image, 2)
 }

@@ -101,11 +101,3 @@ func (k *clusterNS) devhotErr(t *testing.T, args ...string) (string, error) {
 	t.Logf("kubectl devhot %s:\n%s", strings.Join(args, " "), out)
 	return string(out), err
 }
-
-// storeClusterIP is the ClusterIP of the chart's store, which pods download
-// from: the cluster has no DNS for aether-devhot-store.aether-system.svc.
-func storeClusterIP(t *testing.T, kubeconfig string) string {
-	t.Helper()
-	system := &clusterNS{kubeconfig: kubeconfig, ns: webhookNamespace}
-	return system.kubectl(t, "", "get", "service", "aether-devhot-store", "-o", "jsonpath={.spec.clusterIP}")
-}

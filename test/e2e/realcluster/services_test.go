@@ -56,7 +56,6 @@ var liveLine = regexp.MustCompile(`deployment\.apps/\S+: (sha256:[0-9a-f]{64}) l
 // image's dependencies and no rollout; disable brings the original back.
 func TestClusterRealServices(t *testing.T) {
 	kubeconfig := clusterKubeconfig(t)
-	storeIP := storeClusterIP(t, kubeconfig)
 	refs := map[string]string{}
 	for _, s := range services {
 		for _, name := range s.images {
@@ -109,7 +108,7 @@ func TestClusterRealServices(t *testing.T) {
 					t.Fatal(err)
 				}
 				start := time.Now()
-				out := k.devhot(t, "push", "deploy/"+s.app, src, "--artifact-base-url", "http://"+storeIP)
+				out := k.devhot(t, "push", "deploy/"+s.app, src)
 				m := liveLine.FindStringSubmatch(out)
 				if m == nil || m[2] != "2" || m[3] != "2" {
 					t.Fatalf("push did not report its digest live on 2/2 pods")

@@ -27,7 +27,7 @@ var tsService = service{app: "ts-api", images: []string{"ts-api"}, container: "t
 // recompiles each save of a .ts file, and the change is live in both pods.
 func TestClusterTypeScript(t *testing.T) {
 	s := tsService
-	k, storeIP, pods := enabledService(t, s)
+	k, pods := enabledService(t, s)
 
 	// The developer's checkout: the source, and its devDependencies (tsc)
 	// installed as `npm ci` does.
@@ -46,7 +46,7 @@ func TestClusterTypeScript(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	base := []string{"push", "deploy/ts-api", src, "--artifact-base-url", "http://" + storeIP}
+	base := []string{"push", "deploy/ts-api", src}
 
 	t.Run("push builds and packs dist", func(t *testing.T) {
 		write("compiled by push")

@@ -17,11 +17,13 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -99,7 +101,7 @@ func (c *Cluster) phase(name string, f func() error) error {
 // components are the daemons in start order; down stops them in the
 // order of REAL-CLUSTER.md: node agents first, then the registry, containerd
 // last.
-var components = []string{"containerd", "registry", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"}
+var components = []string{"containerd", "registry", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns"}
 
 // Running reports whether a cluster of this directory is up: every daemon
 // alive and the API server ready.
@@ -201,6 +203,7 @@ func (c *Cluster) Up() error {
 		{"etcd and kube-apiserver ready", c.startControlPlane},
 		{"controller-manager, scheduler", c.startControllers},
 		{"kubelet, kube-proxy: node Ready", c.startNode},
+		{"cluster DNS (CoreDNS) at " + DNSServiceIP, c.startDNS},
 		{"pods admissible (SA, root CA)", c.waitAdmissible},
 	}
 	for _, s := range steps {
@@ -256,7 +259,7 @@ func apt(args ...string) error {
 }
 
 func (c *Cluster) checkBinaries() error {
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "helm", "registry"} {
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "helm", "registry", "coredns"} {
 		if _, err := os.Stat(c.bin(b)); err != nil {
 			return fmt.Errorf("bin/%s is missing: run make tools && hack/build-tools.sh cluster", b)
 		}
@@ -381,6 +384,40 @@ func (c *Cluster) startNode() error {
 		}
 		return err
 	})
+}
+
+// startDNS makes CoreDNS the cluster's DNS: its RBAC and the kube-dns
+// Service that leads to it, then CoreDNS itself on the node, and waits
+// until it answers for the kubernetes Service, through the Service's IP.
+func (c *Cluster) startDNS() error {
+	if err := c.apply(dnsObjects); err != nil {
+		return err
+	}
+	if err := c.startDaemon("coredns", c.bin("coredns"), "-conf", filepath.Join(c.Dir, "etc", "Corefile")); err != nil {
+		return err
+	}
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{Timeout: time.Second}).DialContext(ctx, network, net.JoinHostPort(DNSServiceIP, "53"))
+	}}
+	return c.waitFor("kubernetes.default.svc."+ClusterDomain+" resolving", 60*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ips, err := r.LookupHost(ctx, "kubernetes.default.svc."+ClusterDomain)
+		if err == nil && (len(ips) != 1 || ips[0] != APIServiceIP) {
+			err = fmt.Errorf("answered %v, want %s", ips, APIServiceIP)
+		}
+		return err
+	})
+}
+
+// apply applies manifest with the admin kubeconfig.
+func (c *Cluster) apply(manifest string) error {
+	cmd := exec.Command(c.bin("kubectl"), "--kubeconfig", c.Kubeconfig(), "apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(manifest)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("kubectl apply: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // waitAdmissible waits for what every pod of the default namespace needs:

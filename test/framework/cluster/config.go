@@ -112,7 +112,8 @@ const cniConfig = `{
 
 // kubeletConfig: failCgroupV1 false because the host is cgroup v1;
 // cgroupfs because there is no systemd and containerd 1.6 cannot report its
-// driver; an empty resolv.conf so that pods have no nameserver to send to.
+// driver; the cluster's DNS as the pods' nameserver, and an empty host
+// resolv.conf, so that a name outside the cluster resolves nowhere.
 const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -126,6 +127,8 @@ evictionHard:
 podLogsDir: {{dir}}/pod-logs
 containerRuntimeEndpoint: unix://{{dir}}/containerd/containerd.sock
 resolvConf: {{dir}}/etc/resolv.conf
+clusterDNS: [` + DNSServiceIP + `]
+clusterDomain: ` + ClusterDomain + `
 address: ` + NodeAddr + `
 healthzBindAddress: 127.0.0.1
 readOnlyPort: 0
@@ -139,6 +142,82 @@ authentication:
 authorization:
   mode: Webhook
 serializeImagePulls: false
+`
+
+// corefile is CoreDNS's configuration: the kubernetes plugin answers for
+// the cluster domain and reverse lookups, as kubeadm's default does, on
+// DNSAddr only; nothing is forwarded, since the namespace has no route out.
+const corefile = `.:53 {
+    errors
+    health ` + NodeAddr + `:8091
+    ready ` + NodeAddr + `:8181
+    kubernetes ` + ClusterDomain + ` in-addr.arpa ip6.arpa {
+        kubeconfig {{dir}}/etc/coredns.kubeconfig
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    cache 30
+}
+`
+
+// DNSUser is the user CoreDNS's client certificate names; dnsObjects give
+// it the rights of kubeadm's system:coredns.
+const DNSUser = "system:coredns"
+
+// dnsObjects are what makes CoreDNS on the node the cluster's DNS: its
+// RBAC, and the kube-dns Service at DNSServiceIP with an EndpointSlice that
+// leads to DNSAddr (no selector: CoreDNS is no pod).
+const dnsObjects = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: system:coredns
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: system:coredns
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:coredns
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: User
+  name: ` + DNSUser + `
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels:
+    k8s-app: kube-dns
+spec:
+  clusterIP: ` + DNSServiceIP + `
+  ports:
+  - {name: dns, port: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, protocol: TCP}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kube-dns-node
+  namespace: kube-system
+  labels:
+    kubernetes.io/service-name: kube-dns
+addressType: IPv4
+endpoints:
+- addresses: [` + NodeAddr + `]
+ports:
+- {name: dns, port: 53, protocol: UDP}
+- {name: dns-tcp, port: 53, protocol: TCP}
 `
 
 // kubeProxyConfig: iptables mode (nftables needs the nft binary), no
@@ -175,6 +254,7 @@ func (c *Cluster) writeConfigs() error {
 		"etc/kube-proxy.yaml":          expand(kubeProxyConfig),
 		"etc/resolv.conf":              nil,
 		"etc/registry.yml":             expand(registryConfig),
+		"etc/Corefile":                 expand(corefile),
 		"containerd/certs.d/" + RegistryAddr + "/hosts.toml": []byte(registryHosts),
 	}
 	for name, b := range files {
@@ -188,6 +268,7 @@ func (c *Cluster) writeConfigs() error {
 		"scheduler":          "etc/scheduler.kubeconfig",
 		"kubelet":            "etc/kubelet.kubeconfig",
 		"kube-proxy":         "etc/kube-proxy.kubeconfig",
+		"coredns":            "etc/coredns.kubeconfig",
 	} {
 		if err := writeKubeconfig(c.Dir, filepath.Join(c.Dir, kc), inside, file); err != nil {
 			return err

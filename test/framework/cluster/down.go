@@ -34,7 +34,7 @@ func (c *Cluster) Down() error {
 		})
 	}
 	total := time.Now()
-	step("stop kube-proxy, kubelet", func() []error { return c.stopDaemons("kube-proxy", "kubelet") })
+	step("stop coredns, kube-proxy, kubelet", func() []error { return c.stopDaemons("coredns", "kube-proxy", "kubelet") })
 	step("kill containers (ctr)", c.killContainers)
 	step("stop control plane, registry, containerd", func() []error {
 		return c.stopDaemons("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd", "registry", "containerd")

@@ -27,6 +27,13 @@ const (
 	ServiceCIDR = "10.96.0.0/16"
 	// APIServiceIP is the kubernetes Service's ClusterIP.
 	APIServiceIP = "10.96.0.1"
+	// DNSServiceIP is the ClusterIP of the kube-dns Service, the pods'
+	// nameserver; it leads to CoreDNS on the node (DNSAddr).
+	DNSServiceIP = "10.96.0.10"
+	// DNSAddr is where CoreDNS listens, inside the namespace.
+	DNSAddr = NodeAddr + ":53"
+	// ClusterDomain is the pods' DNS domain.
+	ClusterDomain = "cluster.local"
 	// APIPort is the API server's secure port.
 	APIPort = 6443
 	// RegistryAddr is the cluster's container registry (plain HTTP, no

@@ -33,6 +33,7 @@ var identities = []identity{
 	{file: "scheduler", cn: "system:kube-scheduler"},
 	{file: "kubelet", cn: "system:node:" + NodeName, org: "system:nodes"},
 	{file: "kube-proxy", cn: "system:kube-proxy"},
+	{file: "coredns", cn: DNSUser},
 }
 
 // writePKI makes the cluster CA, the service-account signing key and every
