@@ -389,3 +389,26 @@ func TestRetriesUnlimited(t *testing.T) {
 		t.Errorf("%d failures before success, want 4", n)
 	}
 }
+
+// TestFinalFailureNotRetried: with retries unlimited, a failure that
+// trying again cannot fix (a malformed digest) is reported once, as given
+// up, and the next resyncs do nothing until the annotation changes.
+func TestFinalFailureNotRetried(t *testing.T) {
+	srv := newArtifactServer(t)
+	art := app(t, "v1")
+	url := srv.serve("/v1.tar.gz", art)
+	h := newHarness(t, target("sha256:NOT-HEX", url), func(c *Config) {
+		c.MaxRetries = 0
+		c.FetchInterval = 20 * time.Millisecond
+	})
+	h.run()
+	if r := mustParse(t, h.waitLines("REFRESH_FAIL", 1)[0]); r.Reason != refresh.ReasonBadAnnotation || !r.GaveUp {
+		t.Fatalf("record %+v, want bad_annotation, given up", r)
+	}
+	time.Sleep(200 * time.Millisecond) // ten resyncs
+	if l := h.logs.lines("REFRESH_FAIL"); len(l) != 1 {
+		t.Errorf("REFRESH_FAIL lines %q, want one", l)
+	}
+	h.annotate(target(digestOf(art), url))
+	h.waitLines("REFRESH_OK", 1)
+}
