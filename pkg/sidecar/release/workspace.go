@@ -71,7 +71,8 @@ type Workspace struct {
 
 // Open prepares dir as a workspace and returns it. It writes .aether/boot.cjs
 // only if it is absent: `node --watch` watches that file's inode, so it is
-// never replaced. Leftovers of a crashed Apply are removed.
+// never replaced. Leftovers of a crashed Apply are removed, and those it
+// cannot remove skipped (Leftovers).
 func Open(dir string) (*Workspace, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
