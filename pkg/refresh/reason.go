@@ -14,8 +14,9 @@ const (
 	ReasonDownload Reason = "download"
 	// ReasonHTTPStatus: the server answered with a status other than 200.
 	ReasonHTTPStatus Reason = "http_status"
-	// ReasonSizeLimit: the download, the extracted total, the entry count or
-	// the compression ratio went over the limits.
+	// ReasonSizeLimit: the download, the release on disk, the entry count,
+	// the compression ratio or a path's length or depth went over the
+	// limits, or the workspace volume is full.
 	ReasonSizeLimit Reason = "size_limit"
 	// ReasonChecksum: the sha256 of the downloaded bytes is not the digest.
 	ReasonChecksum Reason = "checksum"

@@ -48,13 +48,15 @@ type attempts struct {
 }
 
 // failed records one more failure of key and when to try it again.
-// A bad annotation is never retried: only a new annotation can fix it.
-func (a attempts) failed(key string, reason refresh.Reason, maxRetries int, delay func(failures int) time.Duration, now time.Time) attempts {
+// A final failure (release.Error.Final: a bad annotation, a volume too
+// small for the release) is never retried: only a new annotation can fix
+// it.
+func (a attempts) failed(key string, final bool, maxRetries int, delay func(failures int) time.Duration, now time.Time) attempts {
 	if a.key != key {
 		a = attempts{key: key}
 	}
 	a.failures++
-	a.gaveUp = reason == refresh.ReasonBadAnnotation || (maxRetries > 0 && a.failures >= maxRetries)
+	a.gaveUp = final || (maxRetries > 0 && a.failures >= maxRetries)
 	a.retryAt = time.Time{}
 	if !a.gaveUp {
 		a.retryAt = now.Add(delay(a.failures))
@@ -112,7 +114,7 @@ func decide(d Desired, current, rejected string, a attempts, now time.Time) deci
 	}
 	t, err := annotations.ParseTarget(d.Digest, d.ArtifactURL)
 	if err != nil {
-		err = &release.Error{Reason: refresh.ReasonBadAnnotation, Err: err}
+		err = &release.Error{Reason: refresh.ReasonBadAnnotation, Err: err, Final: true}
 		return decision{action: actFail, err: err, why: "bad annotation"}
 	}
 	return decision{action: actApply, target: t, why: "applying"}

@@ -73,8 +73,8 @@ func TestDecide(t *testing.T) {
 					t.Errorf("wait %v, want 1s", d.wait)
 				}
 			case actFail:
-				if release.ReasonOf(d.err) != refresh.ReasonBadAnnotation {
-					t.Errorf("err %v has reason %q", d.err, release.ReasonOf(d.err))
+				if release.ReasonOf(d.err) != refresh.ReasonBadAnnotation || !release.IsFinal(d.err) {
+					t.Errorf("err %v has reason %q and final %v, want a final bad_annotation", d.err, release.ReasonOf(d.err), release.IsFinal(d.err))
 				}
 			}
 		})
@@ -86,7 +86,7 @@ func TestAttemptsFailed(t *testing.T) {
 	delay := func(n int) time.Duration { return time.Duration(n) * time.Second }
 	var a attempts
 	for n := 1; n <= 3; n++ {
-		a = a.failed("k", refresh.ReasonDownload, 3, delay, now)
+		a = a.failed("k", false, 3, delay, now)
 		if a.failures != n {
 			t.Fatalf("failures = %d, want %d", a.failures, n)
 		}
@@ -97,17 +97,17 @@ func TestAttemptsFailed(t *testing.T) {
 			t.Fatalf("retryAt = %v", a.retryAt)
 		}
 	}
-	if a = a.failed("other", refresh.ReasonDownload, 3, delay, now); a.failures != 1 || a.gaveUp {
+	if a = a.failed("other", false, 3, delay, now); a.failures != 1 || a.gaveUp {
 		t.Errorf("a new target must start afresh: %+v", a)
 	}
 	unlimited := attempts{}
 	for range 50 {
-		unlimited = unlimited.failed("k", refresh.ReasonChecksum, 0, delay, now)
+		unlimited = unlimited.failed("k", false, 0, delay, now)
 	}
 	if unlimited.gaveUp {
 		t.Error("MaxRetries 0 must never give up")
 	}
-	if bad := (attempts{}).failed("k", refresh.ReasonBadAnnotation, 0, delay, now); !bad.gaveUp {
-		t.Error("a bad annotation is never retried")
+	if final := (attempts{}).failed("k", true, 0, delay, now); !final.gaveUp {
+		t.Error("a final failure is never retried")
 	}
 }

@@ -35,6 +35,11 @@ const zeroGraceDefault = 10 * time.Second
 // errSuperseded cancels a download when a newer target arrives.
 var errSuperseded = errors.New("superseded by a newer target")
 
+// wedgedAfter is how long a cancelled Apply may take to return before
+// /healthz fails. Apply returns within milliseconds of a cancellation;
+// only a hung filesystem holds it, and then a restart is the way out.
+const wedgedAfter = 10 * time.Second
+
 // Fetcher keeps the workspace's current release equal to what its
 // Deployment's annotations ask for.
 type Fetcher struct {
@@ -72,6 +77,9 @@ type Fetcher struct {
 	zero atomic.Bool
 	// bg counts the goroutines that watch the app.
 	bg sync.WaitGroup
+	// cancelledAt is when the loop cancelled the Apply it waits for, in
+	// Unix nanoseconds; 0 when it waits for none.
+	cancelledAt atomic.Int64
 }
 
 // New opens the workspace and prepares a Fetcher that logs to out. A bad CA
@@ -101,6 +109,9 @@ func New(cfg Config, client kubernetes.Interface, out io.Writer) (*Fetcher, erro
 		log:       slog.New(slog.NewTextHandler(out, nil)),
 		inbox:     newInbox(),
 		healthc:   make(chan health),
+	}
+	for _, err := range ws.Leftovers() {
+		f.log.Warn("cannot remove a leftover in the workspace; skipping it", "error", err)
 	}
 	if cfg.AppProbe != nil {
 		f.checker = probe.NewChecker(cfg.AppProbe)
@@ -174,6 +185,8 @@ func (f *Fetcher) Run(ctx context.Context) error {
 	_ = srv.Shutdown(shutdown)
 	<-served
 	f.bg.Wait()
+	// What failed Applies left is removed by the next start otherwise.
+	_ = f.ws.Wait(shutdown)
 	if end, ok := shutdown.Deadline(); ok {
 		f.events.close(time.Until(end))
 	}
@@ -246,7 +259,7 @@ func (f *Fetcher) loop(ctx context.Context) {
 		case <-ctx.Done():
 			if running != nil {
 				running.cancel(ctx.Err())
-				<-done
+				f.awaitCancelled(done)
 			}
 			return
 		case <-f.inbox.ready:
@@ -269,7 +282,7 @@ func (f *Fetcher) loop(ctx context.Context) {
 				continue
 			}
 			running.cancel(errSuperseded)
-			settle(<-done)
+			settle(f.awaitCancelled(done))
 		}
 		if a.rejected != "" && obs.desired.Digest != a.rejected {
 			// A new digest arrived: the rejected one may be tried again
@@ -307,6 +320,14 @@ func (f *Fetcher) loop(ctx context.Context) {
 		lastWhy = d.why
 		desired = obs.desired.Digest
 	}
+}
+
+// awaitCancelled waits for the outcome of the job just cancelled, and
+// lets /healthz see how long that takes.
+func (f *Fetcher) awaitCancelled(done <-chan outcome) outcome {
+	f.cancelledAt.Store(time.Now().UnixNano())
+	defer f.cancelledAt.Store(0)
+	return <-done
 }
 
 // zeroReady lets the app start on its image's code, where it may.

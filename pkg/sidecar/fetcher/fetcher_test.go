@@ -1,7 +1,9 @@
 package fetcher
 
 import (
+	"archive/tar"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -284,6 +286,46 @@ func TestNewestWins(t *testing.T) {
 	}
 }
 
+// TestNewerDigestPreemptsExtraction: digest B arrives while A, whose bytes
+// have all arrived, is still making thousands of directories (the review
+// saw the loop wait 70 s for one deep path). A's Apply must return within
+// 1 s, and B go live.
+func TestNewerDigestPreemptsExtraction(t *testing.T) {
+	srv := newArtifactServer(t)
+	var es []entry
+	for i := range 400 {
+		es = append(es, entry{Header: tar.Header{Name: fmt.Sprintf("d%03d/%s", i, strings.Repeat("x/", 62)), Typeflag: tar.TypeDir, Mode: 0o755}})
+	}
+	artA, artB := tgz(t, es...), app(t, "B")
+	urlA, urlB := srv.serve("/a.tar.gz", artA), srv.serve("/b.tar.gz", artB)
+	h := newHarness(t, target(digestOf(artA), urlA), func(c *Config) { c.MaxArtifactBytes = release.DefaultMaxBytes })
+	h.open().limits.Timeout = time.Minute
+	h.run()
+	releases := filepath.Join(h.cfg.Workspace, sidecar.ReleasesDir)
+	wait.Until(t, "A's extraction", 10*time.Second, func() bool {
+		staging, _ := filepath.Glob(filepath.Join(releases, ".tmp-staging-*", "d001"))
+		return len(staging) > 0
+	})
+	start := time.Now()
+	h.annotate(target(digestOf(artB), urlB))
+	wait.Until(t, "A's Apply to return", 10*time.Second, func() bool {
+		return strings.Contains(h.logs.String(), `msg="download cancelled"`)
+	})
+	took := time.Since(start)
+	t.Logf("A's Apply returned %s after B arrived", took.Round(time.Millisecond))
+	if took > time.Second {
+		t.Errorf("A's Apply returned %s after B arrived, want within 1 s", took.Round(time.Millisecond))
+	}
+	if r := mustParse(t, h.waitLines("REFRESH_OK", 1)[0]); r.Digest != digestOf(artB) {
+		t.Fatalf("published %s, want B", r.Digest)
+	}
+	if l := h.logs.lines("REFRESH_FAIL"); len(l) != 0 {
+		t.Errorf("a superseded Apply is not a failure: %q", l)
+	}
+	h.stop()
+	assertOnly(t, releases, strings.TrimPrefix(digestOf(artB), "sha256:"))
+}
+
 // TestMaxRetries: after AETHER_MAX_RETRIES failures the fetcher stops
 // downloading until the digest changes, even though polls keep coming.
 func TestMaxRetries(t *testing.T) {
@@ -346,4 +388,27 @@ func TestRetriesUnlimited(t *testing.T) {
 	if n := len(h.logs.lines("REFRESH_FAIL")); n != 4 {
 		t.Errorf("%d failures before success, want 4", n)
 	}
+}
+
+// TestFinalFailureNotRetried: with retries unlimited, a failure that
+// trying again cannot fix (a malformed digest) is reported once, as given
+// up, and the next resyncs do nothing until the annotation changes.
+func TestFinalFailureNotRetried(t *testing.T) {
+	srv := newArtifactServer(t)
+	art := app(t, "v1")
+	url := srv.serve("/v1.tar.gz", art)
+	h := newHarness(t, target("sha256:NOT-HEX", url), func(c *Config) {
+		c.MaxRetries = 0
+		c.FetchInterval = 20 * time.Millisecond
+	})
+	h.run()
+	if r := mustParse(t, h.waitLines("REFRESH_FAIL", 1)[0]); r.Reason != refresh.ReasonBadAnnotation || !r.GaveUp {
+		t.Fatalf("record %+v, want bad_annotation, given up", r)
+	}
+	time.Sleep(200 * time.Millisecond) // ten resyncs
+	if l := h.logs.lines("REFRESH_FAIL"); len(l) != 1 {
+		t.Errorf("REFRESH_FAIL lines %q, want one", l)
+	}
+	h.annotate(target(digestOf(art), url))
+	h.waitLines("REFRESH_OK", 1)
 }

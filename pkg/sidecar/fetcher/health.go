@@ -14,11 +14,19 @@ import (
 
 // handler serves /metrics, /healthz and /readyz. /readyz is what holds the
 // app back (native startupProbe, legacy wait-ready) until code is live: a
-// release, or with release zero the image's own code.
+// release, or with release zero the image's own code. /healthz, the
+// liveness probe, fails while the loop has waited more than wedgedAfter
+// for a cancelled Apply, which then can only be stuck in the filesystem.
 func (f *Fetcher) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(f.metrics.Registry, promhttp.HandlerOpts{Registry: f.metrics.Registry}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if at := f.cancelledAt.Load(); at != 0 {
+			if waited := time.Since(time.Unix(0, at)); waited > wedgedAfter {
+				http.Error(w, fmt.Sprintf("wedged: a cancelled download has not stopped after %s", waited.Round(time.Second)), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -54,3 +54,32 @@ func TestWaitReady(t *testing.T) {
 		t.Errorf("got %v, want the last answer", err)
 	}
 }
+
+// TestHealthzWedged: /healthz, the fetcher's liveness probe, fails once
+// the loop has waited longer than wedgedAfter for a cancelled Apply, and
+// not before.
+func TestHealthzWedged(t *testing.T) {
+	f := newHarness(t, nil, nil).open()
+	cases := []struct {
+		name string
+		// waited is how long ago the Apply was cancelled; 0 for none.
+		waited time.Duration
+		want   int
+	}{
+		{"no cancelled apply", 0, http.StatusOK},
+		{"cancelled just now", time.Millisecond, http.StatusOK},
+		{"cancelled long ago", wedgedAfter + time.Second, http.StatusServiceUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f.cancelledAt.Store(0)
+			if tc.waited > 0 {
+				f.cancelledAt.Store(time.Now().Add(-tc.waited).UnixNano())
+			}
+			code, body := get(t, f.handler(), "/healthz")
+			if code != tc.want {
+				t.Errorf("/healthz = %d %q, want %d", code, body, tc.want)
+			}
+		})
+	}
+}

@@ -41,7 +41,7 @@ func (f *Fetcher) failed(obs observation, err error, att attempts) attempts {
 	d := obs.desired
 	reason := release.ReasonOf(err)
 	now := time.Now()
-	att = att.failed(d.key(), reason, f.cfg.MaxRetries, func(n int) time.Duration {
+	att = att.failed(d.key(), release.IsFinal(err), f.cfg.MaxRetries, func(n int) time.Duration {
 		return f.backoff.Delay(n, f.rand)
 	}, now)
 	f.metrics.Failures.WithLabelValues(string(reason)).Inc()

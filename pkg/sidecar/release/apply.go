@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
+	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
 // userAgent names the fetcher in artifact servers' logs.
@@ -36,37 +38,86 @@ type Result struct {
 // gunzip+tar into a staging directory under releases/, and publishes only if
 // the sha256 of every downloaded byte equals t.Hex: rename to releases/<hex>,
 // flip current, touch boot.cjs in place, prune to the last 3 releases.
+// Before the download it prunes to 2, the live and the pinned release
+// always among them, so that the volume needs room for 3 (DESIGN.md:
+// "prune runs before extract").
 //
-// On any failure the staging directory is removed and the previous release
-// keeps serving; the error is an *Error. Cancelling ctx (a newer digest
-// arrived) aborts the download with refresh.ReasonDownload and an error that
-// errors.Is context.Canceled. A digest still kept under releases/ is
-// published again without a download, so rolling back is instant; applying
-// the live digest changes nothing and does not restart the app.
+// On any failure the previous release keeps serving and the error is an
+// *Error; the staging directory is removed in the background (Wait), so
+// that Apply returns at once. Cancelling ctx (a newer digest arrived) stops
+// the download and the extraction within milliseconds, with
+// refresh.ReasonDownload and an error that carries ctx's cause. A full
+// volume is refresh.ReasonSizeLimit, after which older releases are pruned
+// down to the live and the pinned one; when there were none left to prune
+// the error is Final. A digest still kept under releases/ is published
+// again without a download, so rolling back is instant; applying the live
+// digest changes nothing and does not restart the app.
 //
 // client should come from NewHTTPClient; zero fields of lim take defaults.
 func (w *Workspace) Apply(ctx context.Context, client *http.Client, t annotations.Target, lim Limits) (Result, error) {
 	if !digest.IsHex(t.Hex) || t.Digest != digest.Prefix+t.Hex || t.URL == nil {
-		return Result{}, newError(refresh.ReasonBadAnnotation, fmt.Errorf("target %q was not made by annotations.ParseTarget", t.Digest))
+		return Result{}, &Error{Reason: refresh.ReasonBadAnnotation, Err: fmt.Errorf("target %q was not made by annotations.ParseTarget", t.Digest), Final: true}
 	}
 	lim = lim.withDefaults()
 	if res, ok, err := w.republish(ctx, t); ok {
 		return res, err
 	}
+	if err := w.makeRoom(ctx); err != nil {
+		return Result{}, err
+	}
 	staging, err := os.MkdirTemp(w.releases, tempPrefix+"staging-")
 	if err != nil {
-		return Result{}, newError(refresh.ReasonExtract, err)
+		return Result{}, w.volumeFull(extractError(err))
 	}
-	// After a publish the staging path no longer exists and this is a no-op.
-	defer os.RemoveAll(staging)
-	if err := os.Chmod(staging, dirMode); err != nil {
-		return Result{}, newError(refresh.ReasonExtract, err)
-	}
-	res, err := download(ctx, client, t, lim, staging)
+	res, err := w.stage(ctx, client, t, lim, staging)
 	if err != nil {
+		w.discard(staging)
+		return res, w.volumeFull(err)
+	}
+	if err := w.publish(ctx, staging, t.Hex); err != nil {
+		w.discard(staging)
 		return res, err
 	}
-	return res, w.publish(ctx, staging, t.Hex)
+	return res, nil
+}
+
+// stage downloads t into the new directory staging.
+func (w *Workspace) stage(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, staging string) (Result, error) {
+	if err := os.Chmod(staging, dirMode); err != nil {
+		return Result{}, extractError(err)
+	}
+	return download(ctx, client, t, lim, staging)
+}
+
+// makeRoom prunes to one release fewer than are kept, then waits until
+// what it and earlier Applies removed is gone, so that the one in flight
+// fits in the room that the volume was sized for.
+func (w *Workspace) makeRoom(ctx context.Context) error {
+	w.mu.Lock()
+	w.prune(w.currentHex(), sidecar.KeepReleases-1)
+	w.mu.Unlock()
+	if err := w.Wait(ctx); err != nil {
+		return newError(refresh.ReasonDownload, fmt.Errorf("not started: %w", err))
+	}
+	return nil
+}
+
+// volumeFull answers an error that says the volume is full by pruning every
+// release but the live and the pinned one, and says what that did. Other
+// errors are returned as they are.
+func (w *Workspace) volumeFull(err error) error {
+	e, ok := errors.AsType[*Error](err)
+	if !ok || !e.volumeFull {
+		return err
+	}
+	w.mu.Lock()
+	removed := w.prune(w.currentHex(), 0)
+	w.mu.Unlock()
+	if removed > 0 {
+		return &Error{Reason: e.Reason, Err: fmt.Errorf("the workspace volume is full (%w); removed %d older release(s) to make room for the next try", e.Err, removed)}
+	}
+	return &Error{Reason: e.Reason, Final: true, Err: fmt.Errorf(
+		"the workspace volume is full (%w) with only the releases it must keep (the live one and the one to roll back to): give the volume more room (the emptyDir's sizeLimit) or the artifact fewer bytes", e.Err)}
 }
 
 // republish publishes releases/<t.Hex> again if it is still on disk; ok
@@ -131,7 +182,7 @@ func download(ctx context.Context, client *http.Client, t annotations.Target, li
 	body := &meter{ctx: ctx, r: resp.Body, limit: lim.MaxBytes, where: where}
 	h := sha256.New()
 	src := io.TeeReader(body, h)
-	x := newExtractor(root, lim, body)
+	x := newExtractor(ctx, root, lim, body)
 	xerr := x.extract(src)
 	// Hash the rest even when the tar ended early or was refused, so that a
 	// wrong artifact is reported as a checksum failure rather than as
@@ -174,6 +225,10 @@ type meter struct {
 }
 
 func (m *meter) Read(p []byte) (int, error) {
+	if m.err == nil && m.ctx.Err() != nil {
+		// A body in memory, or already buffered, would read on.
+		m.err = downloadError(m.ctx, m.where, m.ctx.Err())
+	}
 	if m.err != nil {
 		return 0, m.err
 	}

@@ -113,6 +113,31 @@ func TestApplyFailures(t *testing.T) {
 			lim: release.Limits{MaxEntries: 10},
 		},
 		{
+			// Empty, but each takes an inode and a block.
+			name: "empty files over the byte cap", want: refresh.ReasonSizeLimit,
+			artifact: func(t *testing.T) []byte { return emptyFiles(t, 300) },
+			lim:      release.Limits{MaxBytes: 1 << 20},
+		},
+		{
+			name: "deep directories over the byte cap", want: refresh.ReasonSizeLimit,
+			artifact: func(t *testing.T) []byte { return deepDirs(t, 1900, 46) },
+			lim:      release.Limits{MaxBytes: 1 << 20},
+		},
+		{
+			name: "path deeper than the cap", want: refresh.ReasonSizeLimit,
+			artifact: func(t *testing.T) []byte { return deepPath(t, release.MaxPathDepth) },
+		},
+		{
+			name: "path longer than the cap", want: refresh.ReasonSizeLimit,
+			artifact: func(t *testing.T) []byte {
+				return tgz(t, file(strings.Repeat(strings.Repeat("l", 99)+"/", 11)+"long.js", "1"))
+			},
+		},
+		{
+			name: "name longer than the kernel allows", want: refresh.ReasonSizeLimit,
+			artifact: func(t *testing.T) []byte { return tgz(t, file(strings.Repeat("n", release.MaxNameBytes+1), "1")) },
+		},
+		{
 			name: "wrong digest", want: refresh.ReasonChecksum,
 			artifact: func(t *testing.T) []byte { return app(t, "other") },
 			digest:   digestOf([]byte("something else")),
@@ -271,6 +296,7 @@ func TestPublishKeepsLastThree(t *testing.T) {
 		}
 		before = after
 	}
+	f.wait()
 	entries, err := os.ReadDir(filepath.Join(f.dir, sidecar.ReleasesDir))
 	if err != nil {
 		t.Fatal(err)

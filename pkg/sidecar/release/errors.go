@@ -12,6 +12,13 @@ import (
 type Error struct {
 	Reason refresh.Reason
 	Err    error
+	// Final is set when trying the same target again cannot succeed until
+	// something else changes: a bad annotation, or a volume still full
+	// with only the releases it must keep. The fetcher then waits for a
+	// new digest or URL instead of retrying.
+	Final bool
+	// volumeFull marks ENOSPC and EDQUOT, which Apply answers by pruning.
+	volumeFull bool
 }
 
 // Error returns "<reason>: <cause>".
@@ -36,6 +43,12 @@ func ReasonOf(err error) refresh.Reason {
 		return refresh.ReasonDownload
 	}
 	return refresh.ReasonExtract
+}
+
+// IsFinal reports whether err is an *Error with Final set.
+func IsFinal(err error) bool {
+	e, ok := errors.AsType[*Error](err)
+	return ok && e.Final
 }
 
 func newError(r refresh.Reason, err error) *Error { return &Error{Reason: r, Err: err} }

@@ -62,8 +62,14 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, parent: t.TempDir(), blobs: map[string][]byte{}, hits: map[string]int{}}
-	f.dir = filepath.Join(f.parent, "ws")
+	parent := t.TempDir()
+	return fixtureAt(t, parent, filepath.Join(parent, "ws"))
+}
+
+// fixtureAt is newFixture with the workspace at dir, in parent.
+func fixtureAt(t *testing.T, parent, dir string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, parent: parent, dir: dir, blobs: map[string][]byte{}, hits: map[string]int{}}
 	ws, err := release.Open(f.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +147,7 @@ func (f *fixture) publish(path, version string) annotations.Target {
 // the expected names at the top.
 func (f *fixture) checkClean() {
 	f.t.Helper()
+	f.wait()
 	checkClean(f.t, f.parent, f.dir)
 }
 
@@ -207,4 +214,12 @@ func (m memTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		ContentLength: int64(len(m.body)),
 		Request:       r,
 	}, nil
+}
+
+// wait waits for the removals that Apply left running in the background.
+func (f *fixture) wait() {
+	f.t.Helper()
+	if err := f.ws.Wait(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
 }

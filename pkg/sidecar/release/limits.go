@@ -20,6 +20,24 @@ const (
 	DefaultTimeout = 5 * time.Minute
 )
 
+// Caps on every entry's path, whatever the Limits. The kernel refuses a
+// name component over 255 bytes anyway; the depth cap also keeps each
+// directory's creation cheap, since os.Root walks every parent of a path.
+// A pnpm node_modules is about 12 levels deep and 200 bytes long.
+const (
+	// MaxPathDepth caps the components of an entry's path.
+	MaxPathDepth = 64
+	// MaxPathBytes caps the length of an entry's path.
+	MaxPathBytes = 1024
+	// MaxNameBytes caps one component of an entry's path (NAME_MAX).
+	MaxNameBytes = 255
+)
+
+// BlockSize is what each entry costs against MaxBytes at least, and what
+// a file's size is rounded up to: about what it takes on disk, so that
+// directories and empty files cannot fill the volume for free.
+const BlockSize = 4096
+
 // ratioFloor is how many bytes may be extracted before MaxRatio applies, so
 // that small, highly compressible artifacts (a few KiB of JSON) pass.
 const ratioFloor = 8 << 20
@@ -27,8 +45,10 @@ const ratioFloor = 8 << 20
 // Limits bound what one Apply may consume, so that a hostile or broken
 // artifact cannot fill the shared volume or hold the fetcher forever.
 type Limits struct {
-	// MaxBytes caps the compressed download and, separately, the
-	// uncompressed tar stream (AETHER_MAX_ARTIFACT_BYTES).
+	// MaxBytes caps the compressed download, the uncompressed tar stream,
+	// and what the release takes on disk: each file its size rounded up
+	// to BlockSize, each directory made and each other entry a block
+	// (AETHER_MAX_ARTIFACT_BYTES).
 	MaxBytes int64
 	// MaxEntries caps the number of tar entries of any kind.
 	MaxEntries int

@@ -3,9 +3,11 @@ package release
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
@@ -84,13 +86,31 @@ func (e *Exit) String() string {
 	return fmt.Sprintf("the process exited with code %d", e.Code)
 }
 
+// maxLoaded bounds what Loaded reads: boot.cjs's records are under 20 KiB
+// (messages are cut at 2,000 characters, frames at 5).
+const maxLoaded = 64 << 10
+
 // Loaded reads .aether/loaded. The error wraps fs.ErrNotExist if the app has
-// not started yet.
+// not started yet. The app writes the file and could put anything there, so
+// only a regular file of at most 64 KiB is read, and opening it never
+// blocks (a FIFO would hold the fetcher forever).
 func (w *Workspace) Loaded() (Loaded, error) {
 	var l Loaded
-	b, err := os.ReadFile(filepath.Join(w.dir, sidecar.LoadedFile))
+	name := filepath.Join(w.dir, sidecar.LoadedFile)
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return l, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return l, fmt.Errorf("%s is not a regular file", sidecar.LoadedFile)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxLoaded+1))
+	if err != nil {
+		return l, err
+	}
+	if len(b) > maxLoaded {
+		return l, fmt.Errorf("%s is over %d bytes", sidecar.LoadedFile, maxLoaded)
 	}
 	if err := json.Unmarshal(b, &l); err != nil {
 		return l, fmt.Errorf("%s: %w", sidecar.LoadedFile, err)

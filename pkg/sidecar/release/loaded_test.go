@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,5 +80,54 @@ func TestExitString(t *testing.T) {
 		if got := c.exit.String(); got != c.want {
 			t.Errorf("String()\n got %q\nwant %q", got, c.want)
 		}
+	}
+}
+
+// TestLoadedHostile: the app writes .aether/loaded and may put anything
+// there. A FIFO must not hold the fetcher (a plain read blocks until a
+// writer comes), a symlink is not followed, and a huge file is not read.
+func TestLoadedHostile(t *testing.T) {
+	cases := []struct {
+		name string
+		make func(t *testing.T, file string)
+	}{
+		{"fifo", func(t *testing.T, file string) {
+			if err := syscall.Mkfifo(file, 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"symlink to a device", func(t *testing.T, file string) {
+			if err := os.Symlink("/dev/zero", file); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"huge", func(t *testing.T, file string) {
+			if err := os.WriteFile(file, []byte(`{"digest":"`+strings.Repeat("x", 1<<20)+`"}`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ws, err := release.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.make(t, filepath.Join(ws.Dir(), sidecar.LoadedFile))
+			done := make(chan error, 1)
+			go func() {
+				_, err := ws.Loaded()
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Error("Loaded() accepted it")
+				}
+				t.Log(err)
+			case <-time.After(5 * time.Second):
+				t.Fatal("Loaded() blocked")
+			}
+		})
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/digest"
@@ -54,45 +57,65 @@ func (w *Workspace) publish(ctx context.Context, staging, hex string) error {
 		}
 		return newError(refresh.ReasonPublish, fmt.Errorf("touch %s: %w", sidecar.BootFile, err))
 	}
-	// A failed prune is retried by the next publish, which looks at every
+	// A failed prune is retried by the next Apply, which looks at every
 	// old release again.
-	w.prune(hex)
+	w.prune(hex, sidecar.KeepReleases)
 	return nil
 }
 
 // flip points current at releases/<hex> atomically: a new relative symlink
 // is renamed over the old one, so readers see either release, never none.
 func (w *Workspace) flip(hex string) error {
-	tmp := filepath.Join(w.dir, tempPrefix+sidecar.CurrentLink)
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+	tmp, err := tempSymlink(sidecar.ReleasesDir+"/"+hex, w.dir, tempPrefix+sidecar.CurrentLink+"-")
+	if err != nil {
 		return err
 	}
-	if err := os.Symlink(sidecar.ReleasesDir+"/"+hex, tmp); err != nil {
+	if err := os.Rename(tmp, filepath.Join(w.dir, sidecar.CurrentLink)); err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(w.dir, sidecar.CurrentLink))
+	return nil
 }
 
-// prune removes all but the newest sidecar.KeepReleases releases, never
-// live nor the pinned one, which counts as one of them. Each
-// is renamed away first, so a crash mid-removal never leaves a partial
-// directory under a digest's name that republish would trust.
-func (w *Workspace) prune(live string) {
+// tempSymlink makes a symlink to target in dir under a new name that
+// starts with prefix, for a rename into place. The name is random because
+// a fixed one could be a leftover that the fetcher cannot remove: the app
+// shares the volume and may run as root.
+func tempSymlink(target, dir, prefix string) (string, error) {
+	for {
+		name := filepath.Join(dir, tempName(prefix))
+		if err := os.Symlink(target, name); !errors.Is(err, fs.ErrExist) {
+			return name, err
+		}
+	}
+}
+
+// tempName is prefix and a random part, which no leftover has taken.
+func tempName(prefix string) string {
+	return prefix + strconv.FormatUint(rand.Uint64(), 36)
+}
+
+// prune removes all but the newest keep releases, never live nor the
+// pinned one, which count among them, and returns how many it removed.
+// Each is renamed away first, so a crash mid-removal never leaves a
+// partial directory under a digest's name that republish would trust, and
+// removed in the background (Wait), so that a big one holds up nothing.
+// Callers hold w.mu.
+func (w *Workspace) prune(live string, keep int) int {
 	entries, err := os.ReadDir(w.releases)
 	if err != nil {
-		return
+		return 0
 	}
 	type release struct {
 		hex string
 		mod time.Time
 	}
 	var old []release
-	keep := sidecar.KeepReleases - 1 // besides live
 	for _, e := range entries {
-		if !e.IsDir() || !digest.IsHex(e.Name()) || e.Name() == live {
+		if !e.IsDir() || !digest.IsHex(e.Name()) {
 			continue
 		}
-		if e.Name() == w.pinned {
+		if e.Name() == live || e.Name() == w.pinned {
 			keep--
 			continue
 		}
@@ -100,14 +123,18 @@ func (w *Workspace) prune(live string) {
 			old = append(old, release{e.Name(), fi.ModTime()})
 		}
 	}
+	keep = max(keep, 0)
 	if len(old) <= keep {
-		return
+		return 0
 	}
 	slices.SortFunc(old, func(a, b release) int { return b.mod.Compare(a.mod) })
+	removed := 0
 	for _, r := range old[keep:] {
-		tmp := filepath.Join(w.releases, tempPrefix+"prune-"+r.hex)
+		tmp := filepath.Join(w.releases, tempName(tempPrefix+"prune-"))
 		if os.Rename(filepath.Join(w.releases, r.hex), tmp) == nil {
-			os.RemoveAll(tmp)
+			w.discard(tmp)
+			removed++
 		}
 	}
+	return removed
 }

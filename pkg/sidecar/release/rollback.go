@@ -58,11 +58,25 @@ func (w *Workspace) Reject(d string) error {
 		}
 		return nil
 	}
-	tmp := filepath.Join(w.dir, sidecar.StateDir, tempPrefix+"rejected")
-	if err := os.WriteFile(tmp, []byte(d+"\n"), fileMode); err != nil {
+	// A random name, which no leftover of the app's can take.
+	f, err := os.CreateTemp(filepath.Join(w.dir, sidecar.StateDir), tempPrefix+"rejected-")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, file)
+	_, err = f.WriteString(d + "\n")
+	if err == nil {
+		err = f.Chmod(fileMode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), file)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // Rejected returns the digest recorded by Reject, "" if none.

@@ -108,6 +108,7 @@ func TestPinSurvivesPrune(t *testing.T) {
 	if !f.ws.Has(good.Digest) {
 		t.Fatal("the pinned release was pruned")
 	}
+	f.wait()
 	entries, err := os.ReadDir(filepath.Join(f.dir, sidecar.ReleasesDir))
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,14 @@
 package release
 
 import (
+	"context"
 	_ "embed"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,9 +34,10 @@ const (
 )
 
 // tempPrefix starts the name of everything in progress: staging directories
-// and releases being pruned under releases/, the next current link, and
-// boot.cjs before it is linked into place. Open removes leftovers, which only
-// a crash can leave.
+// and releases being removed under releases/, the next current link, and
+// boot.cjs before it is linked into place. Each name ends with a random
+// part, so that a leftover never stands in the way. Open removes leftovers,
+// which a crash can leave, and skips what it cannot remove.
 const tempPrefix = ".tmp-"
 
 // Workspace is the volume shared by the fetcher and the app:
@@ -57,11 +60,19 @@ type Workspace struct {
 	// pinned is the hex of the release that prune keeps whatever its age:
 	// the last one that went live, which a rollback goes back to.
 	pinned string
+	// leftovers are what Open could not remove.
+	leftovers []error
+
+	// removing holds one channel per removal started by discard, closed
+	// when it ends; rmu guards it.
+	rmu      sync.Mutex
+	removing []chan struct{}
 }
 
 // Open prepares dir as a workspace and returns it. It writes .aether/boot.cjs
 // only if it is absent: `node --watch` watches that file's inode, so it is
-// never replaced. Leftovers of a crashed Apply are removed.
+// never replaced. Leftovers of a crashed Apply are removed, and those it
+// cannot remove skipped (Leftovers).
 func Open(dir string) (*Workspace, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -80,9 +91,7 @@ func Open(dir string) (*Workspace, error) {
 		return nil, err
 	}
 	for _, d := range []string{dir, w.releases, filepath.Join(dir, sidecar.StateDir)} {
-		if err := removeTemps(d); err != nil {
-			return nil, err
-		}
+		w.leftovers = append(w.leftovers, removeTemps(d)...)
 	}
 	if err := w.writeBoot(); err != nil {
 		return nil, err
@@ -109,16 +118,68 @@ func mkdirMode(dir string, mode fs.FileMode) error {
 	return os.Chmod(dir, mode)
 }
 
-func removeTemps(dir string) error {
+// removeTemps removes every leftover in dir and returns why it could not
+// remove some: the app shares the volume, may run as root, and may leave
+// there what the fetcher cannot remove. Nothing depends on their absence.
+func removeTemps(dir string) []error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return err
+		return []error{err}
 	}
+	var errs []error
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), tempPrefix) {
 			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return err
+				errs = append(errs, err)
 			}
+		}
+	}
+	return errs
+}
+
+// Leftovers returns why Open could not remove some leftovers of an earlier
+// run, for the fetcher to log: they are skipped, and tried again by the
+// next Open.
+func (w *Workspace) Leftovers() []error { return w.leftovers }
+
+// discard removes dir, a staging directory or a pruned release already
+// renamed to a temporary name, in the background: removing 100k entries
+// takes seconds, and a newer digest must not wait for it.
+func (w *Workspace) discard(dir string) {
+	done := make(chan struct{})
+	w.rmu.Lock()
+	w.removing = slices.DeleteFunc(w.removing, isClosed)
+	w.removing = append(w.removing, done)
+	w.rmu.Unlock()
+	go func() {
+		defer close(done)
+		// What is left is removed by the next Open.
+		_ = os.RemoveAll(dir)
+	}()
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait returns once the removals that Apply left running in the
+// background have ended, or with ctx's error when it ends first. Apply
+// waits before each download, so that the volume holds what it was sized
+// for; the fetcher waits when it stops.
+func (w *Workspace) Wait(ctx context.Context) error {
+	w.rmu.Lock()
+	pending := slices.Clone(w.removing)
+	w.rmu.Unlock()
+	for _, c := range pending {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
 	}
 	return nil
@@ -200,14 +261,15 @@ func (w *Workspace) linkImageModules() error {
 	if t, err := os.Readlink(link); err == nil && t == target {
 		return nil
 	}
-	tmp := filepath.Join(w.releases, tempPrefix+"node_modules")
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	tmp, err := tempSymlink(target, w.releases, tempPrefix+"node_modules-")
+	if err != nil {
 		return err
 	}
-	if err := os.Symlink(target, tmp); err != nil {
+	if err := os.Rename(tmp, link); err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	return os.Rename(tmp, link)
+	return nil
 }
 
 // Pin keeps release d ("sha256:<hex>") on disk until another is pinned,
