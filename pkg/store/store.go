@@ -248,7 +248,7 @@ func (s *Store) Has(ns, id string) bool {
 // or not to fit, is refused before anything is read. A body that does not
 // start with a gzip header is refused before anything is written. created
 // is false when the blob was already stored, by an earlier or a concurrent
-// Put.
+// Put; the body is checked then too.
 func (s *Store) Put(ns, id string, r io.Reader, size int64) (created bool, err error) {
 	if err := validScope(ns, id); err != nil {
 		return false, err
@@ -256,11 +256,11 @@ func (s *Store) Put(ns, id string, r io.Reader, size int64) (created bool, err e
 	if size > s.lim.MaxBlobBytes {
 		return false, fmt.Errorf("%w: %d bytes, the cap is %d", ErrTooLarge, size, s.lim.MaxBlobBytes)
 	}
-	if s.touch(ns, id) {
-		stamp(s.path(ns, id))
-		return false, nil
-	}
-	if size >= 0 {
+	// A blob already stored is received and checked all the same: a PUT
+	// is answered 2xx only for the bytes it names, so that it tells no one
+	// without them whether a digest is stored. The CLI asks with HEAD
+	// first and uploads only what is missing.
+	if size >= 0 && !s.Has(ns, id) {
 		s.mu.Lock()
 		_, err := s.makeRoom(ns, size)
 		s.mu.Unlock()
@@ -307,6 +307,7 @@ func (s *Store) Put(ns, id string, r io.Reader, size int64) (created bool, err e
 	k := key{ns, id}
 	if e, ok := s.index[k]; ok {
 		s.lru.MoveToFront(e)
+		stamp(s.path(ns, id))
 		return false, nil
 	}
 	victims, err := s.makeRoom(ns, n)

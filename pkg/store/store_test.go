@@ -44,6 +44,7 @@ func TestHandler(t *testing.T) {
 	}{
 		{"put", "PUT", ref.Path(), bytes.NewReader(blob), "application/gzip", "", 201, ""},
 		{"put again", "PUT", ref.Path(), bytes.NewReader(blob), "", "", 200, ""},
+		{"put of a stored digest with other bytes", "PUT", ref.Path(), bytes.NewReader(gz(t, "other")), "", "", 400, "digest mismatch"},
 		{"get", "GET", ref.Path(), nil, "", "tok-a", 200, "\x1f\x8b"},
 		{"head with a token", "HEAD", ref.Path(), nil, "", "tok-a", 200, ""},
 		{"head of an announced digest", "HEAD", ref.Path(), nil, "", "", 200, ""},
