@@ -13,8 +13,9 @@ const InstallNamespace = "aether-system"
 
 // Install installs the product on the running cluster the way the README
 // tells a user to without cert-manager: helm install of charts/aether-devhot
-// with certManager.enabled=false and the locally imported image (which is
-// never pulled), then `go run ./cmd/certs` for the TLS Secret and the caBundle,
+// with certManager.enabled=false, the locally imported image (which is
+// never pulled) and the store at StoreServiceIP (this cluster has no DNS),
+// then `go run ./cmd/certs` for the TLS Secret and the caBundle,
 // then waits for the webhook's rollout.
 func (c *Cluster) Install() error {
 	if !c.Running() {
@@ -28,7 +29,8 @@ func (c *Cluster) Install() error {
 		{"helm install charts/aether-devhot", []string{c.bin("helm"), "upgrade", "--install", "aether-devhot", "charts/aether-devhot",
 			"--namespace", InstallNamespace, "--create-namespace",
 			"--set", "certManager.enabled=false",
-			"--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--set", "image.pullPolicy=Never"}},
+			"--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--set", "image.pullPolicy=Never",
+			"--set", "store.service.clusterIP=" + StoreServiceIP, "--set", "store.url=http://" + StoreServiceIP}},
 		{"go run ./cmd/certs", []string{"go", "run", "./cmd/certs", "--namespace", InstallNamespace}},
 		{"webhook rollout", []string{c.bin("kubectl"), "-n", InstallNamespace, "rollout", "status", "deployment/aether-devhot", "--timeout=180s"}},
 		{"store rollout", []string{c.bin("kubectl"), "-n", InstallNamespace, "rollout", "status", "deployment/aether-devhot-store", "--timeout=180s"}},

@@ -27,6 +27,11 @@ const (
 	ServiceCIDR = "10.96.0.0/16"
 	// APIServiceIP is the kubernetes Service's ClusterIP.
 	APIServiceIP = "10.96.0.1"
+	// StoreServiceIP is the ClusterIP Install gives the chart's store, in
+	// the range's static band: with no cluster DNS, pods reach the store by
+	// IP, and the webhook must name that URL (store.url) for the fetchers
+	// to show it their store token.
+	StoreServiceIP = "10.96.0.80"
 	// APIPort is the API server's secure port.
 	APIPort = 6443
 	// RegistryAddr is the cluster's container registry (plain HTTP, no
