@@ -53,6 +53,7 @@ fuzz:
 	go test ./pkg/refresh -run '^$$' -fuzz FuzzWrite -fuzztime $(FUZZTIME)
 	go test ./pkg/fleet -run '^$$' -fuzz FuzzParseLine -fuzztime $(FUZZTIME)
 	go test ./pkg/store -run '^$$' -fuzz FuzzParseBlobPath -fuzztime $(FUZZTIME)
+	go test ./pkg/store -run '^$$' -fuzz FuzzStoreHandler -fuzztime $(FUZZTIME)
 
 ## bench: measure the performance table and write it to docs/performance.md.
 .PHONY: bench

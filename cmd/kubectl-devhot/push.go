@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -159,7 +160,7 @@ func newPusher(flags *genericclioptions.ConfigFlags, o pushOptions, name, dir st
 		}
 		p.store = &store.Client{HTTP: hc, Base: fmt.Sprintf("%s/api/v1/namespaces/%s/services/%s:%s/proxy",
 			strings.TrimSuffix(c.config.Host, "/"), o.storeNamespace, o.storeService, storePortName)}
-		p.artifactBase = fmt.Sprintf("http://%s.%s.svc", o.storeService, o.storeNamespace)
+		p.artifactBase = artifactBase(o.storeNamespace, o.storeService)
 	}
 	if o.artifactBaseURL != "" {
 		p.artifactBase = o.artifactBaseURL
@@ -190,6 +191,14 @@ func dryRun(out io.Writer, dir string, o pack.Options) error {
 		fmt.Fprintf(w, "  %s\t%s\n", name, l.Why)
 	}
 	return w.Flush()
+}
+
+// artifactBase is the store's URL as pods reach it, by the Service's DNS
+// name. The chart gives the webhook the same as --store-url for its
+// default release, so that the fetchers show their store token to the URLs
+// push writes.
+func artifactBase(namespace, service string) string {
+	return fmt.Sprintf("http://%s.%s.svc", service, namespace)
 }
 
 // pushResult is what one push did.
@@ -224,10 +233,11 @@ func (p *pusher) push(ctx context.Context, started time.Time) (pushResult, error
 	if _, ok := d.Annotations[annotations.Injected]; !ok {
 		return pushResult{}, fmt.Errorf("deployment %s is labelled but the webhook has not injected the fetcher: is aether-devhot installed?", p.name)
 	}
-	if err := p.upload(ctx, a); err != nil {
+	ref := store.BlobRef{Namespace: p.c.namespace, Deployment: p.name, Hex: a.Hex()}
+	if err := p.upload(ctx, d, a, ref); err != nil {
 		return pushResult{}, err
 	}
-	url := strings.TrimSuffix(p.artifactBase, "/") + store.BlobPath(a.Hex())
+	url := strings.TrimSuffix(p.artifactBase, "/") + ref.Path()
 	if d.Annotations[annotations.Digest] == a.Digest && d.Annotations[annotations.ArtifactURL] == url {
 		fmt.Fprintf(p.out, "deployment.apps/%s already has %s: nothing to do\n", p.name, a.Digest)
 		return pushResult{digest: a.Digest, unchanged: true}, nil
@@ -240,11 +250,19 @@ func (p *pusher) push(ctx context.Context, started time.Time) (pushResult, error
 	return pushResult{digest: a.Digest}, nil
 }
 
-// upload puts the artifact in the store unless it is there already.
-func (p *pusher) upload(ctx context.Context, a *pack.Artifact) error {
-	has, err := p.store.Has(ctx, a.Hex())
+// upload puts the artifact in the store unless it is there already. The
+// store takes only a digest that the Deployment asks for, so unless it is
+// the current one upload first names it in aether.dev/upload-digest: the
+// right to push is the right to patch the Deployment (docs/store.md).
+func (p *pusher) upload(ctx context.Context, d *appsv1.Deployment, a *pack.Artifact, ref store.BlobRef) error {
+	if d.Annotations[annotations.Digest] != a.Digest && d.Annotations[annotations.UploadDigest] != a.Digest {
+		if err := p.c.patchAnnotations(ctx, p.name, map[string]any{annotations.UploadDigest: a.Digest}); err != nil {
+			return err
+		}
+	}
+	has, err := p.store.Has(ctx, ref)
 	if err == nil && !has {
-		err = p.store.Put(ctx, a.Hex(), a.Data)
+		err = p.store.Put(ctx, ref, a.Data)
 	}
 	if err != nil && p.o.store == "" {
 		return fmt.Errorf("%w\n(is the store installed? the chart's store.enabled; or pass --store URL)", err)
@@ -253,18 +271,26 @@ func (p *pusher) upload(ctx context.Context, a *pack.Artifact) error {
 }
 
 // annotate sets the digest, URL, commit and build time in one merge
-// patch of metadata: no rollout, and one event for the fetchers.
+// patch of metadata, and clears the upload digest: no rollout, and one
+// event for the fetchers.
 func (c *cluster) annotate(ctx context.Context, name, digest, url, commit string) error {
 	var commitValue any // null removes a stale commit of an earlier push
 	if commit != "" {
 		commitValue = commit
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{
+	return c.patchAnnotations(ctx, name, map[string]any{
 		annotations.Digest:         digest,
 		annotations.ArtifactURL:    url,
+		annotations.UploadDigest:   nil,
 		annotations.CommitSHA:      commitValue,
 		annotations.BuildTimestamp: time.Now().UTC().Format(time.RFC3339),
-	}}})
+	})
+}
+
+// patchAnnotations merge-patches the Deployment's annotations (nil
+// removes one).
+func (c *cluster) patchAnnotations(ctx context.Context, name string, ann map[string]any) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,14 @@
 // Command store is the artifact store of aether-devhot: content-addressed
-// .tar.gz blobs that `kubectl devhot push` uploads (through the API
-// server's service proxy) and the fetchers download. It ships in the same
-// image as the webhook and the fetcher but is its own binary, because it
-// needs none of the manager's API credentials, certificates or leader
-// election, and it runs as one replica on a volume while the webhook runs
-// several.
+// .tar.gz blobs, kept per namespace, that `kubectl devhot push` uploads
+// (through the API server's service proxy) and the fetchers download with
+// their store token. It ships in the same image as the webhook and the
+// fetcher but is its own binary, because it needs none of the manager's
+// rights, certificates or leader election, and it runs as one replica on a
+// volume while the webhook runs several.
+//
+// It calls the API server for TokenReviews, SubjectAccessReviews and a
+// watch of the labelled Deployments' metadata (package kubeaccess): in a
+// pod with its service account, outside one with KUBECONFIG.
 //
 // Every flag has an environment twin, which the flag overrides.
 package main
@@ -23,13 +27,25 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/aether-dev/aether-devhot/pkg/store"
+	"github.com/aether-dev/aether-devhot/pkg/store/kubeaccess"
 )
 
 type options struct {
-	addr string
-	dir  string
-	lim  store.Limits
+	addr          string
+	dir           string
+	audience      string
+	lim           store.Limits
+	uploadTimeout time.Duration
+}
+
+// access is what run needs of kubeaccess.Access.
+type access interface {
+	store.Access
+	Pinned(ns, hex string) bool
+	Run(ctx context.Context) error
 }
 
 func main() {
@@ -39,12 +55,28 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	acc, err := connect(o.audience)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o, log); err != nil {
+	if err := run(ctx, o, acc, log); err != nil {
 		log.Error("store stopped", "error", err)
 		os.Exit(1)
 	}
+}
+
+// connect finds the API server: the pod's service account, or KUBECONFIG
+// outside a pod.
+func connect(audience string) (*kubeaccess.Access, error) {
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no API server to review tokens with: not in a pod, and KUBECONFIG: %w", err)
+	}
+	return kubeaccess.New(cfg, audience)
 }
 
 // parse reads the flags over their environment twins.
@@ -59,7 +91,7 @@ func parse(args []string) (options, error) {
 		}
 		v, err := strconv.ParseInt(raw, 10, 64)
 		if err != nil || v < 1 {
-			envErr = errors.Join(envErr, fmt.Errorf("%s=%q: want a whole number of bytes, 1 or more", name, raw))
+			envErr = errors.Join(envErr, fmt.Errorf("%s=%q: want a whole number, 1 or more", name, raw))
 			return def
 		}
 		return v
@@ -70,12 +102,35 @@ func parse(args []string) (options, error) {
 		}
 		return def
 	}
+	envDuration := func(name string, def time.Duration) time.Duration {
+		raw := os.Getenv(name)
+		if raw == "" {
+			return def
+		}
+		v, err := time.ParseDuration(raw)
+		if err != nil || v <= 0 {
+			envErr = errors.Join(envErr, fmt.Errorf("%s=%q: want a positive duration such as 2m", name, raw))
+			return def
+		}
+		return v
+	}
+	d := store.DefaultLimits
 	fs.StringVar(&o.addr, "addr", envStr("AETHER_STORE_ADDR", ":8080"), "listen address (env AETHER_STORE_ADDR)")
 	fs.StringVar(&o.dir, "dir", envStr("AETHER_STORE_DIR", "/data"), "directory of the blobs: an emptyDir or a PVC (env AETHER_STORE_DIR)")
-	fs.Int64Var(&o.lim.MaxBlobBytes, "max-blob-bytes", envInt("AETHER_STORE_MAX_BLOB_BYTES", store.DefaultLimits.MaxBlobBytes),
+	fs.StringVar(&o.audience, "audience", envStr("AETHER_STORE_AUDIENCE", ""),
+		"audience of the fetchers' store tokens, the webhook's --store-url (env AETHER_STORE_AUDIENCE; required)")
+	fs.Int64Var(&o.lim.MaxBlobBytes, "max-blob-bytes", envInt("AETHER_STORE_MAX_BLOB_BYTES", d.MaxBlobBytes),
 		"largest blob accepted; larger uploads get 413 (env AETHER_STORE_MAX_BLOB_BYTES)")
-	fs.Int64Var(&o.lim.MaxTotalBytes, "max-total-bytes", envInt("AETHER_STORE_MAX_TOTAL_BYTES", store.DefaultLimits.MaxTotalBytes),
-		"total size kept; the least recently used blobs are evicted beyond it (env AETHER_STORE_MAX_TOTAL_BYTES)")
+	fs.Int64Var(&o.lim.MaxTotalBytes, "max-total-bytes", envInt("AETHER_STORE_MAX_TOTAL_BYTES", d.MaxTotalBytes),
+		"total size kept; beyond it the least recently used blobs that no Deployment asks for are evicted (env AETHER_STORE_MAX_TOTAL_BYTES)")
+	fs.Int64Var(&o.lim.NamespaceQuotaBytes, "namespace-quota-bytes", envInt("AETHER_STORE_NAMESPACE_QUOTA_BYTES", d.NamespaceQuotaBytes),
+		"size kept per namespace; beyond it that namespace's own least recently used blobs go first (env AETHER_STORE_NAMESPACE_QUOTA_BYTES)")
+	maxUploads := fs.Int64("max-uploads", envInt("AETHER_STORE_MAX_UPLOADS", int64(d.MaxUploads)),
+		"uploads in flight at once; more get 503 (env AETHER_STORE_MAX_UPLOADS)")
+	maxNSUploads := fs.Int64("max-namespace-uploads", envInt("AETHER_STORE_MAX_NAMESPACE_UPLOADS", int64(d.MaxNamespaceUploads)),
+		"uploads in flight at once for one namespace (env AETHER_STORE_MAX_NAMESPACE_UPLOADS)")
+	fs.DurationVar(&o.uploadTimeout, "upload-timeout", envDuration("AETHER_STORE_UPLOAD_TIMEOUT", store.DefaultUploadTimeout),
+		"longest one upload may take to send its body; then 408 (env AETHER_STORE_UPLOAD_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -85,13 +140,23 @@ func parse(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("store takes no arguments, got %q", fs.Args())
 	}
+	o.lim.MaxUploads, o.lim.MaxNamespaceUploads = int(*maxUploads), int(*maxNSUploads)
+	if err := o.lim.Validate(); err != nil {
+		return o, err
+	}
+	if o.uploadTimeout <= 0 {
+		return o, fmt.Errorf("--upload-timeout=%s: want a positive duration", o.uploadTimeout)
+	}
+	if o.audience == "" {
+		return o, errors.New("--audience (AETHER_STORE_AUDIENCE) is empty: set it to the webhook's --store-url, the audience of the fetchers' store tokens")
+	}
 	return o, nil
 }
 
 // run serves until ctx ends, then drains requests for up to 10 s.
-func run(ctx context.Context, o options, log *slog.Logger) error {
-	s, err := store.Open(o.dir, o.lim, store.WithEvictionHook(func(id string) {
-		log.Info("evicted", "digest", "sha256:"+id)
+func run(ctx context.Context, o options, acc access, log *slog.Logger) error {
+	s, err := store.Open(o.dir, o.lim, store.WithPins(acc.Pinned), store.WithRemovalHook(func(ns, hex, reason string) {
+		log.Info("removed", "namespace", ns, "digest", "sha256:"+hex, "reason", reason)
 	}))
 	if err != nil {
 		return err
@@ -100,22 +165,33 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	accErr := make(chan error, 1)
+	go func() { accErr <- acc.Run(ctx) }()
 	srv := &http.Server{
-		Handler:           store.Handler(s, log),
+		Handler:           store.Handler(s, acc, log, store.WithUploadTimeout(o.uploadTimeout)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "dir", o.dir, "max_blob_bytes", o.lim.MaxBlobBytes,
-		"max_total_bytes", o.lim.MaxTotalBytes, "stored_bytes", s.Total())
+	log.Info("serving", "addr", ln.Addr().String(), "dir", o.dir, "audience", o.audience, "max_blob_bytes", o.lim.MaxBlobBytes,
+		"max_total_bytes", o.lim.MaxTotalBytes, "namespace_quota_bytes", o.lim.NamespaceQuotaBytes, "max_uploads", o.lim.MaxUploads,
+		"max_namespace_uploads", o.lim.MaxNamespaceUploads, "upload_timeout", o.uploadTimeout, "stored_bytes", s.Total())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
+	case err := <-accErr:
+		if ctx.Err() == nil {
+			_ = srv.Close()
+			return fmt.Errorf("watching Deployments stopped: %v", err)
+		}
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,20 @@ import (
 )
 
 func TestParse(t *testing.T) {
+	def := store.DefaultLimits
+	lim := func(f func(*store.Limits)) store.Limits {
+		l := def
+		f(&l)
+		return l
+	}
+	aud := map[string]string{"AETHER_STORE_AUDIENCE": "http://store"}
+	with := func(m map[string]string) map[string]string {
+		out := map[string]string{"AETHER_STORE_AUDIENCE": "http://store"}
+		for k, v := range m {
+			out[k] = v
+		}
+		return out
+	}
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -21,19 +36,28 @@ func TestParse(t *testing.T) {
 		want    options
 		wantErr string
 	}{
-		{"defaults", nil, nil, options{":8080", "/data", store.DefaultLimits}, ""},
-		{"env", map[string]string{"AETHER_STORE_ADDR": ":9", "AETHER_STORE_DIR": "/d", "AETHER_STORE_MAX_BLOB_BYTES": "5", "AETHER_STORE_MAX_TOTAL_BYTES": "6"},
-			nil, options{":9", "/d", store.Limits{MaxBlobBytes: 5, MaxTotalBytes: 6}}, ""},
-		{"flags override env", map[string]string{"AETHER_STORE_DIR": "/d"}, []string{"--dir", "/f", "--max-blob-bytes", "7"},
-			options{":8080", "/f", store.Limits{MaxBlobBytes: 7, MaxTotalBytes: store.DefaultLimits.MaxTotalBytes}}, ""},
-		{"argument", nil, []string{"serve"}, options{}, "takes no arguments"},
-		{"bad number", nil, []string{"--max-blob-bytes", "lots"}, options{}, "invalid value"},
-		{"bad env number", map[string]string{"AETHER_STORE_MAX_BLOB_BYTES": "512Mi"}, nil, options{}, `AETHER_STORE_MAX_BLOB_BYTES="512Mi": want a whole number of bytes`},
-		{"zero env number", map[string]string{"AETHER_STORE_MAX_TOTAL_BYTES": "0"}, nil, options{}, `AETHER_STORE_MAX_TOTAL_BYTES="0"`},
+		{"defaults", aud, nil, options{":8080", "/data", "http://store", def, store.DefaultUploadTimeout}, ""},
+		{"env", with(map[string]string{"AETHER_STORE_ADDR": ":9", "AETHER_STORE_DIR": "/d", "AETHER_STORE_MAX_BLOB_BYTES": "5",
+			"AETHER_STORE_MAX_TOTAL_BYTES": "7", "AETHER_STORE_NAMESPACE_QUOTA_BYTES": "6", "AETHER_STORE_MAX_UPLOADS": "3",
+			"AETHER_STORE_MAX_NAMESPACE_UPLOADS": "1", "AETHER_STORE_UPLOAD_TIMEOUT": "30s"}),
+			nil, options{":9", "/d", "http://store", store.Limits{MaxBlobBytes: 5, MaxTotalBytes: 7, NamespaceQuotaBytes: 6, MaxUploads: 3, MaxNamespaceUploads: 1}, 30 * time.Second}, ""},
+		{"flags override env", with(map[string]string{"AETHER_STORE_DIR": "/d"}), []string{"--dir", "/f", "--max-blob-bytes", "7", "--upload-timeout", "1m", "--audience", "http://other"},
+			options{":8080", "/f", "http://other", lim(func(l *store.Limits) { l.MaxBlobBytes = 7 }), time.Minute}, ""},
+		{"no audience", nil, nil, options{}, "--audience (AETHER_STORE_AUDIENCE) is empty: set it to the webhook's --store-url"},
+		{"argument", aud, []string{"serve"}, options{}, "takes no arguments"},
+		{"bad number", aud, []string{"--max-blob-bytes", "lots"}, options{}, "invalid value"},
+		{"bad env number", with(map[string]string{"AETHER_STORE_MAX_BLOB_BYTES": "512Mi"}), nil, options{}, `AETHER_STORE_MAX_BLOB_BYTES="512Mi": want a whole number`},
+		{"zero env number", with(map[string]string{"AETHER_STORE_MAX_TOTAL_BYTES": "0"}), nil, options{}, `AETHER_STORE_MAX_TOTAL_BYTES="0"`},
+		{"bad env duration", with(map[string]string{"AETHER_STORE_UPLOAD_TIMEOUT": "120"}), nil, options{}, `AETHER_STORE_UPLOAD_TIMEOUT="120": want a positive duration`},
+		{"quota over the total", aud, []string{"--namespace-quota-bytes", "4294967296"}, options{}, "namespace quota bytes (4294967296) <= max total bytes (2147483648)"},
+		{"namespace uploads over the uploads", aud, []string{"--max-namespace-uploads", "9"}, options{}, "max namespace uploads (9) <= max uploads (4)"},
+		{"zero timeout", aud, []string{"--upload-timeout", "0s"}, options{}, "--upload-timeout=0s"},
 	}
+	envs := []string{"AETHER_STORE_ADDR", "AETHER_STORE_DIR", "AETHER_STORE_AUDIENCE", "AETHER_STORE_MAX_BLOB_BYTES", "AETHER_STORE_MAX_TOTAL_BYTES",
+		"AETHER_STORE_NAMESPACE_QUOTA_BYTES", "AETHER_STORE_MAX_UPLOADS", "AETHER_STORE_MAX_NAMESPACE_UPLOADS", "AETHER_STORE_UPLOAD_TIMEOUT"}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, k := range []string{"AETHER_STORE_ADDR", "AETHER_STORE_DIR", "AETHER_STORE_MAX_BLOB_BYTES", "AETHER_STORE_MAX_TOTAL_BYTES"} {
+			for _, k := range envs {
 				t.Setenv(k, tt.env[k])
 			}
 			got, err := parse(tt.args)
@@ -50,8 +74,27 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// TestRunServesAndStops: the binary's loop answers on its address and
-// returns cleanly when its context ends (SIGTERM in a pod).
+// readyLater is an Access that becomes ready when its Run starts, as
+// kubeaccess does once its watch has listed the Deployments.
+type readyLater struct{ ready atomic.Bool }
+
+func (a *readyLater) Ready() bool { return a.ready.Load() }
+func (a *readyLater) AuthorizeRead(context.Context, string, store.BlobRef) error {
+	return store.Forbidden("no")
+}
+func (a *readyLater) AuthorizeUpload(context.Context, store.BlobRef) error {
+	return store.Forbidden("no")
+}
+func (a *readyLater) Pinned(string, string) bool { return false }
+func (a *readyLater) Run(ctx context.Context) error {
+	a.ready.Store(true)
+	<-ctx.Done()
+	return nil
+}
+
+// TestRunServesAndStops: the binary's loop answers on its address, ready
+// once its Access is, and returns cleanly when its context ends (SIGTERM
+// in a pod).
 func TestRunServesAndStops(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,14 +105,16 @@ func TestRunServesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, options{addr, t.TempDir(), store.DefaultLimits}, slog.New(slog.DiscardHandler))
+		done <- run(ctx, options{addr, t.TempDir(), "http://store", store.DefaultLimits, time.Minute}, &readyLater{}, slog.New(slog.DiscardHandler))
 	}()
 	var body []byte
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
 			body, _ = io.ReadAll(resp.Body)
 			resp.Body.Close()
-			break
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
 		}
 	}
 	if strings.TrimSpace(string(body)) != "ok" {

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +16,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/store"
 	"github.com/aether-dev/aether-devhot/test/framework/bench"
 	"github.com/aether-dev/aether-devhot/test/framework/localpod"
+	"github.com/aether-dev/aether-devhot/test/framework/storeserver"
 )
 
 const saveNS = "bench-save"
@@ -33,10 +32,11 @@ func (b *runner) saveLive() error {
 	if err != nil {
 		return err
 	}
-	storeURL, err := b.loopbackStore()
+	st, err := b.loopbackStore()
 	if err != nil {
 		return err
 	}
+	storeURL := st.URL
 	src := filepath.Join(b.dir, "save-src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return err
@@ -58,18 +58,24 @@ func (b *runner) saveLive() error {
 	if err != nil {
 		return err
 	}
-	c := &store.Client{HTTP: http.DefaultClient, Base: storeURL}
-	if err := c.Put(b.ctx, a.Hex(), a.Data); err != nil {
+	// The store takes only what the Deployment asks for: annotate first.
+	ref := store.BlobRef{Namespace: saveNS, Deployment: dep.Name, Hex: a.Hex()}
+	if _, err := b.annotate(saveNS, dep.Name, a.Digest, storeURL+ref.Path()); err != nil {
 		return err
 	}
-	if _, err := b.annotate(saveNS, dep.Name, a.Digest, storeURL+store.BlobPath(a.Hex())); err != nil {
+	c := &store.Client{HTTP: http.DefaultClient, Base: storeURL}
+	if err := c.Put(b.ctx, ref, a.Data); err != nil {
+		return err
+	}
+	env, err := st.FetcherEnv(b.cp.Clientset, saveNS, dep.Spec.Template.Spec.ServiceAccountName, b.dir)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
 	pod, err := localpod.StartLive(ctx, dep, localpod.Options{
 		Name: "hello-save", Namespace: saveNS, Kubeconfig: kc, FetcherBin: b.fetcherBin,
-		Dir: filepath.Join(b.dir, "save-pod"),
+		Dir: filepath.Join(b.dir, "save-pod"), FetcherEnv: env,
 	}, "app", 1)
 	if err != nil {
 		return err
@@ -155,19 +161,13 @@ func waitLine(lines <-chan string, prefix string, timeout time.Duration) error {
 	}
 }
 
-// loopbackStore serves the artifact store (pkg/store) on 127.0.0.1 until
-// the run ends, and returns its URL.
-func (b *runner) loopbackStore() (string, error) {
-	st, err := store.Open(filepath.Join(b.dir, "store"), store.DefaultLimits)
+// loopbackStore serves the artifact store (pkg/store, with its access
+// control against the control plane) on 127.0.0.1 until the run ends.
+func (b *runner) loopbackStore() (*storeserver.Server, error) {
+	st, err := storeserver.Start(b.cp.Config, filepath.Join(b.dir, "store"), storeserver.Options{})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	srv := &http.Server{Handler: store.Handler(st, slog.New(slog.DiscardHandler)), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	b.cleanup = append(b.cleanup, func() { _ = srv.Close() })
-	return "http://" + ln.Addr().String(), nil
+	b.cleanup = append(b.cleanup, st.Close)
+	return st, nil
 }

@@ -25,6 +25,14 @@ const (
 	// ArtifactURL is the http(s) URL of the .tar.gz whose sha256 is Digest.
 	ArtifactURL = Prefix + "artifact-url"
 
+	// UploadDigest is the digest, "sha256:<64 hex>", that `kubectl devhot
+	// push` is about to upload to the store for this Deployment. The store
+	// accepts an upload only of a digest that a labelled Deployment names
+	// here or in Digest, so the right to push is the right to patch the
+	// Deployment (docs/store.md), and keeps such a blob from eviction.
+	// Push clears it when it sets Digest.
+	UploadDigest = Prefix + "upload-digest"
+
 	// Entrypoint is the app's entry script relative to the artifact root.
 	// Optional: by default the webhook parses it from the app container's
 	// `node ...` command and args, and says so in an admission warning.

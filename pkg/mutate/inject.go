@@ -66,6 +66,7 @@ func inject(d *appsv1.Deployment, o Options) ([]string, *Denial) {
 		FetchIntervalSec: d.Annotations[annotations.FetchIntervalSec],
 		WorkspaceVolume:  ws.Name,
 		WorkspaceSubPath: ws.SubPath,
+		StoreURL:         o.StoreURL,
 	}
 	if releaseZero {
 		fo.AppDir = appDir
@@ -108,7 +109,7 @@ func inject(d *appsv1.Deployment, o Options) ([]string, *Denial) {
 	}
 	warnings = append(warnings, "aether-devhot: fetcher injected "+where+"; remove the label "+annotations.DevHot+" to revert")
 
-	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: sidecar.TokenVolume, VolumeSource: sidecar.TokenVolumeSource()})
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: sidecar.TokenVolume, VolumeSource: sidecar.TokenVolumeSource(o.StoreURL)})
 
 	if _, ok := d.Annotations[annotations.Digest]; !ok && rec.InitContainer != nil {
 		warnings = append(warnings, fmt.Sprintf("aether-devhot: %s is not set yet: pods wait for the first release; set %s and %s",

@@ -19,6 +19,10 @@ type Options struct {
 	FetcherImage string
 	// Mode decides how the fetcher runs beside the app.
 	Mode sidecar.Mode
+	// StoreURL is the artifact store's root URL (the webhook's
+	// --store-url): the fetcher gets a token for it and sends that token
+	// there only. Empty: no store token.
+	StoreURL string
 	// Images is asked how a container starts when it leaves the command
 	// to its image; nil asks nothing (imageconfig.None). The handler binds
 	// it to each request's deadline.

@@ -29,9 +29,18 @@ const (
 // admission plugin, the pod's own token is never added to the fetcher.
 const TokenMountPath = "/var/run/secrets/kubernetes.io/serviceaccount"
 
-// TokenExpirationSeconds is the lifetime of the fetcher's token: the
-// shortest the API server accepts; the kubelet rotates it at 80%.
+// TokenExpirationSeconds is the lifetime of the fetcher's tokens: the
+// shortest the API server accepts; the kubelet rotates them at 80%.
 const TokenExpirationSeconds = 600
+
+// StoreTokenPath is the file, in the token volume, of the fetcher's second
+// token: bound to the store's audience (Options.StoreURL), so that the
+// store can review it and no one who receives it can use it against the API
+// server. The fetcher shows it to the store only (AETHER_STORE_URL).
+const StoreTokenPath = "store-token"
+
+// StoreTokenFile is where the fetcher reads its store token.
+const StoreTokenFile = TokenMountPath + "/" + StoreTokenPath
 
 // MetricsPortName names the fetcher's metrics and health port.
 const MetricsPortName = "devhot-metrics"
@@ -76,6 +85,10 @@ type Options struct {
 	// probe, encoded by package probe, which the fetcher runs to tell when
 	// a release answers.
 	AppProbe string
+	// StoreURL, when set, is passed as EnvStoreURL: the artifact store's
+	// root URL, the only place the fetcher sends its store token to. The
+	// token volume then holds that token too (TokenVolumeSource).
+	StoreURL string
 }
 
 // Container returns the fetcher container. Every field the API server would
@@ -143,6 +156,9 @@ func env(o Options) []corev1.EnvVar {
 	if o.AppProbe != "" {
 		e = append(e, corev1.EnvVar{Name: EnvAppProbe, Value: o.AppProbe})
 	}
+	if o.StoreURL != "" {
+		e = append(e, corev1.EnvVar{Name: EnvStoreURL, Value: o.StoreURL})
+	}
 	return e
 }
 
@@ -181,8 +197,11 @@ func securityContext() *corev1.SecurityContext {
 // short-lived token bound to the pod and to the API server's own audience
 // (the only party the fetcher shows it to), the cluster CA and the
 // namespace, the same three files as the kubelet's kube-api-access volume.
-func TokenVolumeSource() corev1.VolumeSource {
-	return corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+// With a storeURL it also holds StoreTokenPath, a token of the same
+// lifetime bound to the pod and to the audience storeURL, which the store
+// reviews.
+func TokenVolumeSource(storeURL string) corev1.VolumeSource {
+	v := corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 		DefaultMode: ptr.To(corev1.ProjectedVolumeSourceDefaultMode),
 		Sources: []corev1.VolumeProjection{
 			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
@@ -201,4 +220,14 @@ func TokenVolumeSource() corev1.VolumeSource {
 			}},
 		},
 	}}
+	if storeURL != "" {
+		v.Projected.Sources = append(v.Projected.Sources, corev1.VolumeProjection{
+			ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience:          storeURL,
+				Path:              StoreTokenPath,
+				ExpirationSeconds: ptr.To(int64(TokenExpirationSeconds)),
+			},
+		})
+	}
+	return v
 }

@@ -21,6 +21,14 @@ const (
 	// httpGet or tcpSocket, as package probe encodes it: the fetcher runs it
 	// on the pod's loopback before it calls a release live.
 	EnvAppProbe = "AETHER_APP_PROBE"
+	// EnvStoreURL is the artifact store's root URL. The fetcher sends its
+	// store token (EnvStoreTokenFile) with a download only when the
+	// artifact URL is under it: aether.dev/artifact-url can point anywhere.
+	EnvStoreURL = "AETHER_STORE_URL"
+	// EnvStoreTokenFile is the file of the token the fetcher shows the
+	// store (default StoreTokenFile), read again for every download
+	// because the kubelet rotates it.
+	EnvStoreTokenFile = "AETHER_STORE_TOKEN_FILE"
 
 	// EnvEntry is set on the app container, not the fetcher: boot.cjs loads
 	// this path, relative to the artifact root.

@@ -6,22 +6,37 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Client uploads blobs to a store. Base is the store's root URL: the
 // store itself (http://127.0.0.1:8080), or the API server's proxy to its
 // Service (https://api/api/v1/namespaces/NS/services/NAME:http/proxy),
-// with HTTP authenticated accordingly.
+// with HTTP authenticated accordingly. The store lets a blob be uploaded
+// only while its Deployment asks for it (aether.dev/upload-digest or
+// aether.dev/digest), so set that first.
 type Client struct {
 	HTTP *http.Client
 	Base string
+	// BusyRetries is how many times a 503 with Retry-After (every upload
+	// slot taken, or the store starting) is tried again; 0 means
+	// DefaultBusyRetries.
+	BusyRetries int
 }
+
+// DefaultBusyRetries, with the store's Retry-After of 2 s, waits up to
+// about 20 s for an upload slot.
+const DefaultBusyRetries = 10
+
+// maxRetryAfter caps the wait of one Retry-After.
+const maxRetryAfter = 5 * time.Second
 
 // Has reports whether the store holds the blob, so that an unchanged
 // artifact is not uploaded again.
-func (c *Client) Has(ctx context.Context, id string) (bool, error) {
-	resp, err := c.do(ctx, http.MethodHead, id, nil)
+func (c *Client) Has(ctx context.Context, ref BlobRef) (bool, error) {
+	resp, err := c.do(ctx, http.MethodHead, ref, nil)
 	if err != nil {
 		return false, err
 	}
@@ -32,12 +47,12 @@ func (c *Client) Has(ctx context.Context, id string) (bool, error) {
 	case http.StatusNotFound:
 		return false, nil
 	}
-	return false, c.statusError(http.MethodHead, id, resp)
+	return false, c.statusError(http.MethodHead, ref, resp)
 }
 
-// Put uploads data as the blob id.
-func (c *Client) Put(ctx context.Context, id string, data []byte) error {
-	resp, err := c.do(ctx, http.MethodPut, id, data)
+// Put uploads data as the blob ref.
+func (c *Client) Put(ctx context.Context, ref BlobRef, data []byte) error {
+	resp, err := c.do(ctx, http.MethodPut, ref, data)
 	if err != nil {
 		return err
 	}
@@ -45,33 +60,63 @@ func (c *Client) Put(ctx context.Context, id string, data []byte) error {
 	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated {
 		return nil
 	}
-	return c.statusError(http.MethodPut, id, resp)
+	return c.statusError(http.MethodPut, ref, resp)
 }
 
-func (c *Client) do(ctx context.Context, method, id string, data []byte) (*http.Response, error) {
-	var body io.Reader
-	if data != nil {
-		body = bytes.NewReader(data)
+// do sends one request, again after a 503 with Retry-After.
+func (c *Client) do(ctx context.Context, method string, ref BlobRef, data []byte) (*http.Response, error) {
+	retries := c.BusyRetries
+	if retries == 0 {
+		retries = DefaultBusyRetries
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.url(id), body)
-	if err != nil {
-		return nil, err
+	for try := 0; ; try++ {
+		var body io.Reader
+		if data != nil {
+			body = bytes.NewReader(data)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, c.URL(ref), body)
+		if err != nil {
+			return nil, err
+		}
+		if data != nil {
+			req.Header.Set("Content-Type", "application/gzip")
+		}
+		resp, err := c.HTTP.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %w", c.Base, err)
+		}
+		wait, busy := retryAfter(resp)
+		if !busy || try >= retries {
+			return resp, nil
+		}
+		resp.Body.Close()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	if data != nil {
-		req.Header.Set("Content-Type", "application/gzip")
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", c.Base, err)
-	}
-	return resp, nil
 }
 
-func (c *Client) url(id string) string { return strings.TrimSuffix(c.Base, "/") + BlobPath(id) }
+// retryAfter reports whether resp is a 503 that asks to be tried again, and
+// after how long.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		return 0, false
+	}
+	s, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || s < 0 {
+		return 0, false
+	}
+	return min(time.Duration(s)*time.Second, maxRetryAfter), true
+}
+
+// URL is where ref lives under Base.
+func (c *Client) URL(ref BlobRef) string { return strings.TrimSuffix(c.Base, "/") + ref.Path() }
 
 // statusError names the status and what the store (or the API server's
 // proxy, for example a 403 from RBAC or a 503 with no store running) said.
-func (c *Client) statusError(method, id string, resp *http.Response) error {
+func (c *Client) statusError(method string, ref BlobRef, resp *http.Response) error {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	return fmt.Errorf("store: %s %s: %s: %s", method, c.url(id), resp.Status, strings.TrimSpace(string(msg)))
+	return fmt.Errorf("store: %s %s: %s: %s", method, c.URL(ref), resp.Status, strings.TrimSpace(string(msg)))
 }

@@ -1,29 +1,79 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
 
-// BlobPathPrefix is where blobs live; the rest of the path is the
-// blob's sha256 in 64 lowercase hex digits.
-const BlobPathPrefix = "/v1/blobs/sha256/"
+// BlobRef names a blob the way the fetchers and `kubectl devhot push`
+// address it. Blobs are kept per namespace: the same bytes pushed for two
+// namespaces are two blobs, each counted against its own quota. The
+// Deployment is the one the blob was pushed for; its RBAC decides who may
+// read the blob, and its annotations who may upload it.
+type BlobRef struct {
+	// Namespace is the blob's scope, a DNS label, also its directory name.
+	Namespace string
+	// Deployment is a DNS subdomain; it is never used as a file name.
+	Deployment string
+	// Hex is the blob's sha256 in 64 lowercase hex digits.
+	Hex string
+}
 
-// BlobPath returns the path of the blob whose sha256 is hex.
-func BlobPath(hex string) string { return BlobPathPrefix + hex }
+// blobPathPrefix starts every blob path; see BlobRef.Path.
+const blobPathPrefix = "/v1/namespaces/"
 
-// ParseBlobPath returns the hex digest named by an HTTP request path. It
-// accepts only BlobPathPrefix followed by exactly 64 lowercase hex digits,
-// so that the digest can be used as a file name as it is.
-func ParseBlobPath(path string) (string, error) {
-	hex, ok := strings.CutPrefix(path, BlobPathPrefix)
-	if !ok {
-		return "", fmt.Errorf("path %q is not under %s", path, BlobPathPrefix)
+// LegacyBlobPathPrefix is where blobs lived before they were kept per
+// namespace. The store answers 410 Gone there, with what to do.
+const LegacyBlobPathPrefix = "/v1/blobs/sha256/"
+
+// Path returns /v1/namespaces/<ns>/deployments/<name>/blobs/sha256/<hex>.
+func (r BlobRef) Path() string {
+	return blobPathPrefix + r.Namespace + "/deployments/" + r.Deployment + "/blobs/sha256/" + r.Hex
+}
+
+// String names the blob in messages and logs.
+func (r BlobRef) String() string {
+	return r.Namespace + "/" + r.Deployment + " " + digest.Prefix + r.Hex
+}
+
+// Validate says which part of r cannot be used, and why.
+func (r BlobRef) Validate() error {
+	if errs := validation.IsDNS1123Subdomain(r.Deployment); len(errs) > 0 {
+		return errors.Join(validScope(r.Namespace, r.Hex), fmt.Errorf("deployment %q: %s", r.Deployment, strings.Join(errs, "; ")))
+	}
+	return validScope(r.Namespace, r.Hex)
+}
+
+// validScope checks what names a blob on disk: its namespace, a DNS label,
+// and its digest.
+func validScope(ns, hex string) error {
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		return fmt.Errorf("namespace %q: %s", ns, strings.Join(errs, "; "))
 	}
 	if !digest.IsHex(hex) {
-		return "", fmt.Errorf("path %q: want %s<64 lowercase hex digits>", path, BlobPathPrefix)
+		return fmt.Errorf("digest %q: want 64 lowercase hex digits", hex)
 	}
-	return hex, nil
+	return nil
+}
+
+// ParseBlobPath returns the blob an HTTP request path names. It accepts
+// exactly the form of BlobRef.Path with a valid namespace, Deployment name
+// and digest, so that the namespace and the digest can be used as file
+// names as they are.
+func ParseBlobPath(path string) (BlobRef, error) {
+	rest, ok := strings.CutPrefix(path, blobPathPrefix)
+	parts := strings.Split(rest, "/")
+	if !ok || len(parts) != 6 || parts[1] != "deployments" || parts[3] != "blobs" || parts[4] != "sha256" {
+		return BlobRef{}, fmt.Errorf("path %q: want %s<namespace>/deployments/<name>/blobs/sha256/<64 lowercase hex digits>", path, blobPathPrefix)
+	}
+	r := BlobRef{Namespace: parts[0], Deployment: parts[2], Hex: parts[5]}
+	if err := r.Validate(); err != nil {
+		return BlobRef{}, fmt.Errorf("path %q: %w", path, err)
+	}
+	return r, nil
 }

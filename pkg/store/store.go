@@ -1,12 +1,18 @@
 // Package store is the artifact store that `kubectl devhot push` uploads
 // to and the fetchers download from: content-addressed blobs on a local
-// directory (an emptyDir or a PVC), capped in size, evicting the least
-// recently used. A blob's name is its sha256, checked on upload, so a
-// blob can never change once stored and plain http inside the cluster
-// cannot serve tampered code: the fetcher checks the digest again.
+// directory (an emptyDir or a PVC), kept per namespace, capped per
+// namespace and in total, evicting the least recently used blobs that no
+// Deployment still asks for. A blob's name is its sha256, checked on
+// upload, so a blob can never change once stored and plain http inside the
+// cluster cannot serve tampered code: the fetcher checks the digest again.
+//
+// Store is the pure core on a directory; Handler is its HTTP edge, which
+// asks an Access (package kubeaccess on a cluster) who may read and who may
+// upload; Client is what the CLI uploads with.
 package store
 
 import (
+	"bytes"
 	"container/list"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +25,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
 
@@ -28,65 +36,139 @@ var (
 	ErrDigestMismatch = errors.New("digest mismatch")
 	// ErrTooLarge: the blob is over Limits.MaxBlobBytes.
 	ErrTooLarge = errors.New("blob too large")
+	// ErrNotGzip: the body does not start with a gzip header, so it cannot
+	// be a .tar.gz; nothing of it was written.
+	ErrNotGzip = errors.New("not gzip")
+	// ErrQuota: the namespace's blobs that Deployments still ask for leave
+	// no room for this one under Limits.NamespaceQuotaBytes.
+	ErrQuota = errors.New("namespace quota exceeded")
+	// ErrFull: the blobs that Deployments still ask for leave no room for
+	// this one under Limits.MaxTotalBytes.
+	ErrFull = errors.New("store full")
+	// ErrBusy: Limits.MaxUploads (or MaxNamespaceUploads) uploads are in
+	// flight; try again shortly.
+	ErrBusy = errors.New("too many uploads in flight")
 	// ErrNotFound: no such blob, or it was evicted.
 	ErrNotFound = errors.New("blob not found")
 )
 
-// Limits caps what the store keeps.
+// Limits caps what the store keeps and what it receives at once.
 type Limits struct {
 	// MaxBlobBytes caps one blob. The fetcher's default cap on an
 	// artifact is the same 512 MiB.
 	MaxBlobBytes int64
 	// MaxTotalBytes caps all blobs together; storing a blob evicts the
-	// least recently stored or served ones until the rest fit.
+	// least recently stored or served blobs that no Deployment asks for
+	// until the rest fit.
 	MaxTotalBytes int64
+	// NamespaceQuotaBytes caps the blobs of one namespace; storing one
+	// evicts that namespace's own least recently used blobs first, so one
+	// namespace's pushes cannot take more than this from the others.
+	NamespaceQuotaBytes int64
+	// MaxUploads caps the uploads in flight. Each is written to tmp/ until
+	// its digest is checked, so tmp/ never holds more than MaxUploads ×
+	// MaxBlobBytes, however many clients stall.
+	MaxUploads int
+	// MaxNamespaceUploads caps the uploads in flight for one namespace, so
+	// that one namespace cannot take every slot.
+	MaxNamespaceUploads int
 }
 
-// DefaultLimits fit the chart's default emptyDir sizeLimit of 4 GiB with
-// room for uploads in flight.
-var DefaultLimits = Limits{MaxBlobBytes: 512 << 20, MaxTotalBytes: 2 << 30}
+// DefaultLimits fit the chart's default emptyDir sizeLimit of 5 GiB: 2 GiB
+// of blobs plus 4 uploads of 512 MiB in flight, with room to spare.
+var DefaultLimits = Limits{
+	MaxBlobBytes:        512 << 20,
+	MaxTotalBytes:       2 << 30,
+	NamespaceQuotaBytes: 1 << 30,
+	MaxUploads:          4,
+	MaxNamespaceUploads: 2,
+}
 
-// Store keeps blobs in dir/blobs/<hex>; uploads are written to dir/tmp
-// first and renamed into place once their digest is checked, so a reader
-// never sees a partial blob.
+// Validate says which limit cannot work with the others.
+func (l Limits) Validate() error {
+	if l.MaxBlobBytes <= 0 || l.NamespaceQuotaBytes < l.MaxBlobBytes || l.MaxTotalBytes < l.NamespaceQuotaBytes {
+		return fmt.Errorf("store limits: want 0 < max blob bytes (%d) <= namespace quota bytes (%d) <= max total bytes (%d)",
+			l.MaxBlobBytes, l.NamespaceQuotaBytes, l.MaxTotalBytes)
+	}
+	if l.MaxNamespaceUploads < 1 || l.MaxUploads < l.MaxNamespaceUploads {
+		return fmt.Errorf("store limits: want 1 <= max namespace uploads (%d) <= max uploads (%d)", l.MaxNamespaceUploads, l.MaxUploads)
+	}
+	return nil
+}
+
+// Reasons a blob is removed, given to the hook of WithRemovalHook.
+const (
+	// RemovedEvicted: the least recently used blob that no Deployment asks
+	// for, removed to make room.
+	RemovedEvicted = "evicted"
+	// RemovedUnscoped: a blob of the layout before blobs were kept per
+	// namespace, which no request can name any more.
+	RemovedUnscoped = "unscoped"
+)
+
+// Store keeps blobs in dir/blobs/<namespace>/<hex>; uploads are written to
+// dir/tmp first and renamed into place once their digest is checked, so a
+// reader never sees a partial blob.
 type Store struct {
 	lim       Limits
 	blobs     string
 	tmp       string
+	pinned    func(ns, hex string) bool
+	onRemoved func(ns, hex, reason string)
+
 	mu        sync.Mutex
 	lru       *list.List // of *entry, most recently used first
-	index     map[string]*list.Element
+	index     map[key]*list.Element
 	total     int64
-	onEvicted func(id string)
+	nsTotal   map[string]int64
+	uploads   int
+	nsUploads map[string]int
 }
 
+type key struct{ ns, hex string }
+
 type entry struct {
-	hex  string
+	key
 	size int64
 }
 
 // Option configures Open.
 type Option func(*Store)
 
-// WithEvictionHook calls f with the id of each evicted blob, for logs.
-func WithEvictionHook(f func(id string)) Option {
-	return func(s *Store) { s.onEvicted = f }
+// WithRemovalHook calls f for each blob the store removes, with one of
+// the Removed* reasons, for logs.
+func WithRemovalHook(f func(ns, hex, reason string)) Option {
+	return func(s *Store) { s.onRemoved = f }
+}
+
+// WithPins makes eviction skip every blob for which pinned is true: the
+// current and the announced digests of the dev-hot Deployments (package
+// kubeaccess), which new pods still need. pinned is called with the
+// store's lock held and must not call back into the store.
+func WithPins(pinned func(ns, hex string) bool) Option {
+	return func(s *Store) { s.pinned = pinned }
 }
 
 // Open opens or creates a store in dir. Blobs already there are kept,
 // ordered by their mtimes (Get refreshes them) so that recency survives a
-// restart on a PVC; leftovers of interrupted uploads are removed.
+// restart on a PVC; leftovers of interrupted uploads are removed, and so are
+// blobs of the unscoped layout of earlier versions. A store over its new
+// limits shrinks with the next upload, never at Open, because which blobs
+// are pinned is not known yet.
 func Open(dir string, lim Limits, opts ...Option) (*Store, error) {
-	if lim.MaxBlobBytes <= 0 || lim.MaxTotalBytes < lim.MaxBlobBytes {
-		return nil, fmt.Errorf("store limits: want 0 < max blob bytes (%d) <= max total bytes (%d)", lim.MaxBlobBytes, lim.MaxTotalBytes)
+	if err := lim.Validate(); err != nil {
+		return nil, err
 	}
 	s := &Store{
 		lim:       lim,
 		blobs:     filepath.Join(dir, "blobs"),
 		tmp:       filepath.Join(dir, "tmp"),
+		pinned:    func(string, string) bool { return false },
+		onRemoved: func(string, string, string) {},
 		lru:       list.New(),
-		index:     map[string]*list.Element{},
-		onEvicted: func(string) {},
+		index:     map[key]*list.Element{},
+		nsTotal:   map[string]int64{},
+		nsUploads: map[string]int{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -99,65 +181,115 @@ func Open(dir string, lim Limits, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
-	des, err := os.ReadDir(s.blobs)
+	found, err := s.scan()
 	if err != nil {
 		return nil, err
 	}
-	type found struct {
-		entry
-		mtime time.Time
+	slices.SortFunc(found, func(a, b scanned) int { return b.mtime.Compare(a.mtime) })
+	for _, f := range found {
+		s.index[f.key] = s.lru.PushBack(&entry{f.key, f.size})
+		s.total += f.size
+		s.nsTotal[f.ns] += f.size
 	}
-	var all []found
-	for _, de := range des {
-		fi, err := de.Info()
+	return s, nil
+}
+
+type scanned struct {
+	entry
+	mtime time.Time
+}
+
+// scan lists the blobs under blobs/ and removes those of the unscoped
+// layout (blobs/<hex>).
+func (s *Store) scan() ([]scanned, error) {
+	nss, err := os.ReadDir(s.blobs)
+	if err != nil {
+		return nil, err
+	}
+	var all []scanned
+	for _, n := range nss {
+		if n.Type().IsRegular() && digest.IsHex(n.Name()) {
+			if err := os.Remove(filepath.Join(s.blobs, n.Name())); err != nil {
+				return nil, err
+			}
+			s.onRemoved("", n.Name(), RemovedUnscoped)
+			continue
+		}
+		if !n.IsDir() || len(validation.IsDNS1123Label(n.Name())) > 0 {
+			continue
+		}
+		des, err := os.ReadDir(filepath.Join(s.blobs, n.Name()))
 		if err != nil {
 			return nil, err
 		}
-		if !fi.Mode().IsRegular() || !digest.IsHex(de.Name()) {
-			continue
+		for _, de := range des {
+			fi, err := de.Info()
+			if err != nil {
+				return nil, err
+			}
+			if fi.Mode().IsRegular() && digest.IsHex(de.Name()) {
+				all = append(all, scanned{entry{key{n.Name(), de.Name()}, fi.Size()}, fi.ModTime()})
+			}
 		}
-		all = append(all, found{entry{de.Name(), fi.Size()}, fi.ModTime()})
 	}
-	slices.SortFunc(all, func(a, b found) int { return b.mtime.Compare(a.mtime) })
-	for _, f := range all {
-		s.index[f.hex] = s.lru.PushBack(&entry{f.hex, f.size})
-		s.total += f.size
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s, s.evict("")
+	return all, nil
 }
 
 // Has reports whether the blob is stored, without counting as a use.
-func (s *Store) Has(id string) bool {
+func (s *Store) Has(ns, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.index[id]
+	_, ok := s.index[key{ns, id}]
 	return ok
 }
 
-// Put stores the blob read from r if its sha256 is id (64 lowercase hex digits). size is the
-// announced length, -1 if unknown; a blob known to be over the cap is
-// refused before anything is read. created is false when the blob was
-// already stored, by an earlier or a concurrent Put.
-func (s *Store) Put(id string, r io.Reader, size int64) (created bool, err error) {
-	if !digest.IsHex(id) {
-		return false, fmt.Errorf("%q is not 64 lowercase hex digits", id)
+// Put stores the blob read from r in namespace ns if its sha256 is id. size
+// is the announced length, -1 if unknown; a blob known to be over the cap,
+// or not to fit, is refused before anything is read. A body that does not
+// start with a gzip header is refused before anything is written. created
+// is false when the blob was already stored, by an earlier or a concurrent
+// Put; the body is checked then too.
+func (s *Store) Put(ns, id string, r io.Reader, size int64) (created bool, err error) {
+	if err := validScope(ns, id); err != nil {
+		return false, err
 	}
 	if size > s.lim.MaxBlobBytes {
 		return false, fmt.Errorf("%w: %d bytes, the cap is %d", ErrTooLarge, size, s.lim.MaxBlobBytes)
 	}
-	if s.touch(id) {
-		stamp(s.path(id))
-		return false, nil
+	// A blob already stored is received and checked all the same: a PUT
+	// is answered 2xx only for the bytes it names, so that it tells no one
+	// without them whether a digest is stored. The CLI asks with HEAD
+	// first and uploads only what is missing.
+	if size >= 0 && !s.Has(ns, id) {
+		s.mu.Lock()
+		_, err := s.makeRoom(ns, size)
+		s.mu.Unlock()
+		if err != nil {
+			return false, err
+		}
 	}
-	f, err := os.CreateTemp(s.tmp, id+"-")
+	release, err := s.acquire(ns)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+
+	head := make([]byte, gzipHeaderLen)
+	if n, err := io.ReadFull(r, head); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return false, fmt.Errorf("%w: the body is %d bytes, shorter than a gzip header: push a .tar.gz", ErrNotGzip, n)
+	} else if err != nil {
+		return false, fmt.Errorf("receiving blob: %w", err)
+	}
+	if err := checkGzipHeader(head); err != nil {
+		return false, err
+	}
+	f, err := os.CreateTemp(s.tmp, ns+"-"+id+"-")
 	if err != nil {
 		return false, err
 	}
 	defer os.Remove(f.Name()) // after the rename, a no-op
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, s.lim.MaxBlobBytes+1))
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(io.MultiReader(bytes.NewReader(head), r), s.lim.MaxBlobBytes+1))
 	if err = errors.Join(err, f.Close()); err != nil {
 		return false, fmt.Errorf("receiving blob: %w", err)
 	}
@@ -172,26 +304,129 @@ func (s *Store) Put(id string, r io.Reader, size int64) (created bool, err error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.index[id]; ok {
+	k := key{ns, id}
+	if e, ok := s.index[k]; ok {
 		s.lru.MoveToFront(e)
+		stamp(s.path(ns, id))
 		return false, nil
 	}
-	stamp(f.Name())
-	if err := os.Rename(f.Name(), s.path(id)); err != nil {
+	victims, err := s.makeRoom(ns, n)
+	if err != nil {
 		return false, err
 	}
-	s.index[id] = s.lru.PushFront(&entry{id, n})
+	if err := os.MkdirAll(filepath.Join(s.blobs, ns), 0o755); err != nil {
+		return false, err
+	}
+	stamp(f.Name())
+	if err := os.Rename(f.Name(), s.path(ns, id)); err != nil {
+		return false, err
+	}
+	s.index[k] = s.lru.PushFront(&entry{k, n})
 	s.total += n
-	return true, s.evict(id)
+	s.nsTotal[ns] += n
+	return true, s.evict(victims)
+}
+
+// acquire takes an upload slot for ns, or says why there is none.
+func (s *Store) acquire(ns string) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.uploads >= s.lim.MaxUploads {
+		return nil, fmt.Errorf("%w: %d uploads are in flight, the most the store takes at once", ErrBusy, s.uploads)
+	}
+	if s.nsUploads[ns] >= s.lim.MaxNamespaceUploads {
+		return nil, fmt.Errorf("%w: namespace %s has %d uploads in flight, the most one namespace may", ErrBusy, ns, s.nsUploads[ns])
+	}
+	s.uploads++
+	s.nsUploads[ns]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.uploads--
+		if s.nsUploads[ns]--; s.nsUploads[ns] == 0 {
+			delete(s.nsUploads, ns)
+		}
+	}, nil
+}
+
+// makeRoom returns the blobs to evict so that n more bytes of namespace ns
+// fit under its quota and under the total cap: that namespace's least
+// recently used first, then anyone's, never a pinned one. When the pinned
+// blobs leave no room it returns ErrQuota or ErrFull and evicts nothing.
+// s.mu is held.
+func (s *Store) makeRoom(ns string, n int64) ([]*list.Element, error) {
+	needNS := s.nsTotal[ns] + n - s.lim.NamespaceQuotaBytes
+	needAll := s.total + n - s.lim.MaxTotalBytes
+	var victims []*list.Element
+	taken := map[*list.Element]bool{}
+	take := func(e *list.Element) {
+		ent := e.Value.(*entry)
+		victims = append(victims, e)
+		taken[e] = true
+		if ent.ns == ns {
+			needNS -= ent.size
+		}
+		needAll -= ent.size
+	}
+	for e := s.lru.Back(); e != nil && needNS > 0; e = e.Prev() {
+		if ent := e.Value.(*entry); ent.ns == ns && !s.pinned(ent.ns, ent.hex) {
+			take(e)
+		}
+	}
+	if needNS > 0 {
+		return nil, fmt.Errorf("%w: namespace %s holds %d bytes that its Deployments still ask for; %d bytes more would pass its quota of %d bytes",
+			ErrQuota, ns, s.pinnedBytes(ns), n, s.lim.NamespaceQuotaBytes)
+	}
+	for e := s.lru.Back(); e != nil && needAll > 0; e = e.Prev() {
+		if ent := e.Value.(*entry); !taken[e] && !s.pinned(ent.ns, ent.hex) {
+			take(e)
+		}
+	}
+	if needAll > 0 {
+		return nil, fmt.Errorf("%w: %d bytes are blobs that Deployments still ask for; %d bytes more would pass the store's cap of %d bytes",
+			ErrFull, s.pinnedBytes(""), n, s.lim.MaxTotalBytes)
+	}
+	return victims, nil
+}
+
+// pinnedBytes sums the pinned blobs of ns, or of all namespaces for "".
+// s.mu is held.
+func (s *Store) pinnedBytes(ns string) int64 {
+	var sum int64
+	for e := s.lru.Front(); e != nil; e = e.Next() {
+		if ent := e.Value.(*entry); (ns == "" || ent.ns == ns) && s.pinned(ent.ns, ent.hex) {
+			sum += ent.size
+		}
+	}
+	return sum
+}
+
+// evict removes victims. s.mu is held.
+func (s *Store) evict(victims []*list.Element) error {
+	var errs []error
+	for _, e := range victims {
+		ent := e.Value.(*entry)
+		if err := os.Remove(s.path(ent.ns, ent.hex)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		s.lru.Remove(e)
+		delete(s.index, ent.key)
+		s.total -= ent.size
+		if s.nsTotal[ent.ns] -= ent.size; s.nsTotal[ent.ns] == 0 {
+			delete(s.nsTotal, ent.ns)
+		}
+		s.onRemoved(ent.ns, ent.hex, RemovedEvicted)
+	}
+	return errors.Join(errs...)
 }
 
 // Get opens the blob and counts it as used. The caller closes the file;
 // an eviction meanwhile does not disturb a reader that holds it open.
-func (s *Store) Get(id string) (*os.File, error) {
-	if !s.touch(id) {
+func (s *Store) Get(ns, id string) (*os.File, error) {
+	if !s.touch(ns, id) {
 		return nil, ErrNotFound
 	}
-	f, err := os.Open(s.path(id))
+	f, err := os.Open(s.path(ns, id))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotFound // evicted since touch
 	}
@@ -217,36 +452,22 @@ func (s *Store) Total() int64 {
 	return s.total
 }
 
-// touch marks id as just used and reports whether it is stored.
-func (s *Store) touch(id string) bool {
+// NamespaceTotal is the size of the blobs of namespace ns.
+func (s *Store) NamespaceTotal(ns string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.index[id]
+	return s.nsTotal[ns]
+}
+
+// touch marks the blob as just used and reports whether it is stored.
+func (s *Store) touch(ns, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.index[key{ns, id}]
 	if ok {
 		s.lru.MoveToFront(e)
 	}
 	return ok
 }
 
-// evict removes least recently used blobs, never keep, until the total
-// fits. s.mu is held.
-func (s *Store) evict(keep string) error {
-	var errs []error
-	for e := s.lru.Back(); e != nil && s.total > s.lim.MaxTotalBytes; {
-		prev := e.Prev()
-		ent := e.Value.(*entry)
-		if ent.hex != keep {
-			if err := os.Remove(s.path(ent.hex)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
-			}
-			s.lru.Remove(e)
-			delete(s.index, ent.hex)
-			s.total -= ent.size
-			s.onEvicted(ent.hex)
-		}
-		e = prev
-	}
-	return errors.Join(errs...)
-}
-
-func (s *Store) path(id string) string { return filepath.Join(s.blobs, id) }
+func (s *Store) path(ns, id string) string { return filepath.Join(s.blobs, ns, id) }

@@ -10,6 +10,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -38,8 +39,12 @@ var toggles = map[string][]string{
 	"fleet metrics":         {"fleetMetrics.enabled=true"},
 	"no store":              {"store.enabled=false"},
 	"store on a pvc":        {"store.persistence.enabled=true", "store.persistence.size=10Gi", "store.persistence.storageClass=fast"},
-	"own store image, caps": {"store.image=registry.example.com/store:1.2.3", "store.maxBlobBytes=1048576", "store.maxTotalBytes=8388608"},
+	"own store image, caps": {"store.image=registry.example.com/store:1.2.3", "store.maxBlobBytes=1048576", "store.maxTotalBytes=8388608", "store.namespaceQuotaBytes=4194304"},
 	"no pusher role":        {"store.pusherRole.create=false"},
+	"store url, ClusterIP":  {"store.url=http://10.0.0.80", "store.service.clusterIP=10.0.0.80"},
+	"store limits":          {"store.namespaceQuotaBytes=2097152", "store.maxUploads=8", "store.maxNamespaceUploads=3", "store.uploadTimeout=30s", "store.maxBlobBytes=1048576", "store.maxTotalBytes=8388608"},
+	"no network policy":     {"store.networkPolicy.enabled=false"},
+	"narrow network policy": {"store.networkPolicy.namespaceSelector.matchLabels.dev-hot=on", "store.networkPolicy.apiServerCIDRs={10.0.0.10/32,10.0.0.11/32}"},
 	"pull secrets":          {"imageLookup.pullSecrets={regcred,mirror-cred}", "imageLookup.timeout=3s"},
 	"no image lookup":       {"imageLookup.enabled=false"},
 	"everything":            {"serviceMonitor.enabled=true", "podMonitor.enabled=true", "createNamespace=true", "failurePolicy=Fail", "sidecarMode=native", "logLevel=debug", "fleetMetrics.enabled=true", "store.persistence.enabled=true"},
@@ -97,8 +102,8 @@ func TestTemplateDefaults(t *testing.T) {
 	r := release{"aether-devhot", "aether-system"}
 	objs := objects(t, mustRender(t, r))
 	want := map[string]int{
-		"ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 2, "RoleBinding": 1,
-		"Service": 2, "Deployment": 2, "PodDisruptionBudget": 1, "MutatingWebhookConfiguration": 1,
+		"ServiceAccount": 2, "ClusterRole": 2, "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 1,
+		"Service": 2, "Deployment": 2, "PodDisruptionBudget": 1, "MutatingWebhookConfiguration": 1, "NetworkPolicy": 1,
 		"Issuer": 2, "Certificate": 2,
 	}
 	if got := kinds(objs); !equality.Semantic.DeepEqual(got, want) {
@@ -120,6 +125,7 @@ func TestTemplateDefaults(t *testing.T) {
 		"fetcher-image":             "aether-devhot:dev",
 		"sidecar-mode":              "auto",
 		"zap-log-level":             "info",
+		"store-url":                 "http://aether-devhot-store.aether-system.svc",
 	} {
 		if got, ok := arg(c.Args, flag); !ok || got != want {
 			t.Errorf("--%s = %q (present %v), want %q", flag, got, ok, want)
@@ -350,10 +356,15 @@ func TestTemplateToggles(t *testing.T) {
 			// The ClusterRole's pod rules are pinned in TestClusterRoleIsWhatTheCodeUses.
 		}},
 		{"no store", toggles["no store"], func(t *testing.T, objs []*unstructured.Unstructured) {
-			for _, k := range [][2]string{{"Deployment", "aether-devhot-store"}, {"Service", "aether-devhot-store"}, {"Role", "aether-devhot-pusher"}} {
+			for _, k := range [][2]string{{"Deployment", "aether-devhot-store"}, {"Service", "aether-devhot-store"}, {"Role", "aether-devhot-pusher"},
+				{"ServiceAccount", "aether-devhot-store"}, {"ClusterRole", "aether-devhot-store"}, {"ClusterRoleBinding", "aether-devhot-store"},
+				{"NetworkPolicy", "aether-devhot-store"}} {
 				if lookup(objs, k[0], k[1]) != nil {
 					t.Errorf("%s %s rendered without the store", k[0], k[1])
 				}
+			}
+			if v, ok := arg(deployment(t, objs).Spec.Template.Spec.Containers[0].Args, "store-url"); ok {
+				t.Errorf("--store-url=%s without the store: fetchers would get a token for nothing", v)
 			}
 		}},
 		{"store on a pvc", toggles["store on a pvc"], func(t *testing.T, objs []*unstructured.Unstructured) {
@@ -374,7 +385,9 @@ func TestTemplateToggles(t *testing.T) {
 			if c.Image != "registry.example.com/store:1.2.3" {
 				t.Errorf("store image = %q", c.Image)
 			}
-			if got, want := env(c), map[string]string{"AETHER_STORE_MAX_BLOB_BYTES": "1048576", "AETHER_STORE_MAX_TOTAL_BYTES": "8388608"}; !maps.Equal(got, want) {
+			want := map[string]string{"AETHER_STORE_MAX_BLOB_BYTES": "1048576", "AETHER_STORE_MAX_TOTAL_BYTES": "8388608", "AETHER_STORE_NAMESPACE_QUOTA_BYTES": "4194304",
+				"AETHER_STORE_MAX_UPLOADS": "4", "AETHER_STORE_MAX_NAMESPACE_UPLOADS": "2", "AETHER_STORE_UPLOAD_TIMEOUT": "2m"}
+			if got := env(c); !maps.Equal(got, want) {
 				t.Errorf("store env = %v, want %v", got, want)
 			}
 			if got := deployment(t, objs).Spec.Template.Spec.Containers[0].Image; got != "aether-devhot:dev" {
@@ -386,6 +399,37 @@ func TestTemplateToggles(t *testing.T) {
 				t.Error("pusher Role rendered")
 			}
 			storeDeployment(t, objs)
+		}},
+		{"store url, ClusterIP", toggles["store url, ClusterIP"], func(t *testing.T, objs []*unstructured.Unstructured) {
+			audience, _ := arg(storeDeployment(t, objs).Spec.Template.Spec.Containers[0].Args, "audience")
+			if got := managerArg(t, objs, "store-url"); got != "http://10.0.0.80" || audience != got {
+				t.Errorf("--store-url=%s, store --audience=%s; want both http://10.0.0.80", got, audience)
+			}
+			if svc := into[corev1.Service](t, named(t, objs, "Service", "aether-devhot-store")); svc.Spec.ClusterIP != "10.0.0.80" {
+				t.Errorf("store Service clusterIP %q", svc.Spec.ClusterIP)
+			}
+		}},
+		{"store limits", toggles["store limits"], func(t *testing.T, objs []*unstructured.Unstructured) {
+			e := env(storeDeployment(t, objs).Spec.Template.Spec.Containers[0])
+			for k, v := range map[string]string{"AETHER_STORE_NAMESPACE_QUOTA_BYTES": "2097152", "AETHER_STORE_MAX_UPLOADS": "8",
+				"AETHER_STORE_MAX_NAMESPACE_UPLOADS": "3", "AETHER_STORE_UPLOAD_TIMEOUT": "30s"} {
+				if e[k] != v {
+					t.Errorf("%s=%q, want %q", k, e[k], v)
+				}
+			}
+		}},
+		{"no network policy", toggles["no network policy"], func(t *testing.T, objs []*unstructured.Unstructured) {
+			if n := kinds(objs)["NetworkPolicy"]; n != 0 {
+				t.Errorf("%d NetworkPolicies", n)
+			}
+		}},
+		{"narrow network policy", toggles["narrow network policy"], func(t *testing.T, objs []*unstructured.Unstructured) {
+			np := into[networkingv1.NetworkPolicy](t, named(t, objs, "NetworkPolicy", "aether-devhot-store"))
+			from := np.Spec.Ingress[0].From
+			if len(from) != 3 || from[0].NamespaceSelector.MatchLabels["dev-hot"] != "on" ||
+				from[1].IPBlock == nil || from[1].IPBlock.CIDR != "10.0.0.10/32" || from[2].IPBlock == nil || from[2].IPBlock.CIDR != "10.0.0.11/32" {
+				t.Errorf("ingress from %+v, want the namespace selector and both API server addresses", from)
+			}
 		}},
 		{"defaults render no monitors", nil, func(t *testing.T, objs []*unstructured.Unstructured) {
 			if n := kinds(objs); n["ServiceMonitor"]+n["PodMonitor"]+n["Namespace"]+n["PersistentVolumeClaim"] != 0 {
@@ -407,7 +451,12 @@ func TestTemplateRejectsBadValues(t *testing.T) {
 		{[]string{"failurePolicy=Maybe"}, "failurePolicy"},
 		{[]string{"replicaCount=0"}, "replicaCount"},
 		{[]string{"serviceMonitor.enabled=true", "metrics.enabled=false"}, "serviceMonitor.enabled needs metrics.enabled"},
-		{[]string{"store.maxBlobBytes=4096", "store.maxTotalBytes=1024"}, "store.maxTotalBytes must be at least store.maxBlobBytes"},
+		{[]string{"store.maxBlobBytes=4096", "store.maxTotalBytes=1024"}, "store: want maxBlobBytes <= namespaceQuotaBytes <= maxTotalBytes"},
+		{[]string{"store.namespaceQuotaBytes=1024"}, "store: want maxBlobBytes <= namespaceQuotaBytes <= maxTotalBytes"},
+		{[]string{"store.maxUploads=1", "store.maxNamespaceUploads=2"}, "store: want 1 <= maxNamespaceUploads <= maxUploads"},
+		{[]string{"store.uploadTimeout=120"}, "uploadTimeout"},
+		{[]string{"store.url=aether-devhot-store"}, "store/url"},
+		{[]string{"store.url=http://store/?token=x"}, "store/url"},
 		{[]string{"store.maxBlobBytes=0"}, "maxBlobBytes"},
 		{[]string{"store.persistence.enabled=maybe"}, "persistence.enabled"},
 	} {
@@ -480,7 +529,7 @@ func TestClusterRoleIsWhatTheCodeUses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			objs := objects(t, mustRender(t, release{"aether-devhot", "aether-system"}, tc.sets...))
-			cr := into[rbacv1.ClusterRole](t, only(t, objs, "ClusterRole"))
+			cr := into[rbacv1.ClusterRole](t, named(t, objs, "ClusterRole", "aether-devhot-manager"))
 			if !equality.Semantic.DeepEqual(cr.Rules, tc.want) {
 				got, _ := yaml.Marshal(cr.Rules)
 				want, _ := yaml.Marshal(tc.want)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/store"
 	"github.com/aether-dev/aether-devhot/test/framework/localpod"
 )
 
@@ -45,8 +46,9 @@ func TestPushReturnsWhenLive(t *testing.T) {
 		t.Errorf("reported %sms, but push took %s", m[1], took)
 	}
 	a := s.deployment().Annotations
-	if !strings.Contains(out, a[annotations.Digest]) || !strings.HasPrefix(a[annotations.ArtifactURL], s.store.URL+"/v1/blobs/sha256/") ||
-		a[annotations.BuildTimestamp] == "" {
+	ref := store.BlobRef{Namespace: s.ns, Deployment: deployment, Hex: strings.TrimPrefix(a[annotations.Digest], "sha256:")}
+	if !strings.Contains(out, a[annotations.Digest]) || a[annotations.ArtifactURL] != s.store.URL+ref.Path() ||
+		a[annotations.UploadDigest] != "" || a[annotations.BuildTimestamp] == "" {
 		t.Errorf("annotations %v", a)
 	}
 }

@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +25,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/store"
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 	"github.com/aether-dev/aether-devhot/test/framework/localpod"
+	"github.com/aether-dev/aether-devhot/test/framework/storeserver"
 	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
@@ -83,15 +83,24 @@ func newSample(t *testing.T, fetcherEnv map[string]string) *sample {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &store.Client{HTTP: http.DefaultClient, Base: s.store.URL}
-	if err := c.Put(context.Background(), a.Hex(), a.Data); err != nil {
-		t.Fatal(err)
-	}
+	// The store takes only what the Deployment asks for, so annotate
+	// first; no fetcher runs yet.
+	ref := store.BlobRef{Namespace: s.ns, Deployment: deployment, Hex: a.Hex()}
 	if _, _, err := cp.Run("", "-n", s.ns, "annotate", "--overwrite", "deployment", deployment,
-		annotations.Digest+"="+a.Digest, annotations.ArtifactURL+"="+s.store.URL+store.BlobPath(a.Hex())); err != nil {
+		annotations.Digest+"="+a.Digest, annotations.ArtifactURL+"="+s.store.URL+ref.Path()); err != nil {
 		t.Fatal(err)
 	}
-	s.startPod(fetcherEnv)
+	c := &store.Client{HTTP: http.DefaultClient, Base: s.store.URL}
+	if err := c.Put(context.Background(), ref, a.Data); err != nil {
+		t.Fatal(err)
+	}
+	// The fetcher shows the store the token the kubelet would project.
+	env, err := s.store.FetcherEnv(cp.Clientset, s.ns, sa, s.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps.Copy(env, fetcherEnv)
+	s.startPod(env)
 	return s
 }
 
@@ -158,37 +167,34 @@ func (s *sample) deployment() *appsv1.Deployment {
 	return d
 }
 
-// loopbackStore is the artifact store on 127.0.0.1, counting uploads and
-// able to tamper with what it serves.
+// loopbackStore is the artifact store on 127.0.0.1 with its access
+// control against the control plane, counting uploads and able to tamper
+// with what it serves.
 type loopbackStore struct {
-	URL    string
+	*storeserver.Server
 	puts   atomic.Int64
 	tamper atomic.Bool
 }
 
 func startStore(t *testing.T) *loopbackStore {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.DefaultLimits)
+	ls := &loopbackStore{}
+	srv, err := storeserver.Start(cp.Config, t.TempDir(), storeserver.Options{Wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut {
+				ls.puts.Add(1)
+			}
+			if r.Method == http.MethodGet && ls.tamper.Load() {
+				w = &tamperWriter{ResponseWriter: w}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls := &loopbackStore{URL: "http://" + ln.Addr().String()}
-	h := store.Handler(st, slog.New(slog.DiscardHandler))
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut {
-			ls.puts.Add(1)
-		}
-		if r.Method == http.MethodGet && ls.tamper.Load() {
-			w = &tamperWriter{ResponseWriter: w}
-		}
-		h.ServeHTTP(w, r)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(srv.Close)
+	ls.Server = srv
 	return ls
 }
 

@@ -70,6 +70,16 @@ The store's Deployment, Service and PVC. With the default release
 {{- printf "%s-store" (include "aether-devhot.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+The store's root URL as the pods reach it: the webhook's --store-url (the
+fetchers' store tokens are bound to it, and sent there only) and the
+store's --audience. The default is the URL `kubectl devhot push` writes
+into aether.dev/artifact-url by default.
+*/}}
+{{- define "aether-devhot.storeURL" -}}
+{{- default (printf "http://%s.%s.svc" (include "aether-devhot.storeName" .) .Release.Namespace) .Values.store.url }}
+{{- end }}
+
 {{- define "aether-devhot.serviceAccountName" -}}
 {{- default (include "aether-devhot.fullname" .) .Values.serviceAccount.name }}
 {{- end }}

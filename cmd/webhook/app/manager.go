@@ -91,7 +91,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	handler := &mutate.Handler{Options: mutate.Options{FetcherImage: o.FetcherImage, Mode: mode}, Metrics: mm}
+	handler := &mutate.Handler{Options: mutate.Options{FetcherImage: o.FetcherImage, Mode: mode, StoreURL: o.StoreURL}, Metrics: mm}
 	if o.ImageLookup {
 		handler.Images, handler.LookupTimeout = imageLookups(mgr, o).Source, o.ImageLookupTimeout
 	}
@@ -121,7 +121,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	ctrl.Log.WithName("setup").Info("webhook configured", "path", mutate.Path, "sidecarMode", mode, "fetcherImage", o.FetcherImage,
-		"imageLookup", o.ImageLookup, "imagePullSecrets", o.ImagePullSecrets, "ingestFetcherLogs", o.IngestFetcherLogs)
+		"storeURL", o.StoreURL, "imageLookup", o.ImageLookup, "imagePullSecrets", o.ImagePullSecrets, "ingestFetcherLogs", o.IngestFetcherLogs)
 	return mgr, nil
 }
 

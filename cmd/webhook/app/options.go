@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
+	"github.com/aether-dev/aether-devhot/pkg/store"
 )
 
 // Mode values of --sidecar-mode besides the sidecar modes themselves.
@@ -31,6 +32,10 @@ type Options struct {
 	FetcherImage        string
 	SidecarMode         string
 	EnableHTTP2         bool
+	// StoreURL is the artifact store's root URL as the pods reach it
+	// (--store-url): each fetcher gets a token bound to it and shows that
+	// token to it only. Empty: fetchers get no store token.
+	StoreURL string
 	// ImageLookup lets admission read an image's config (and, for `npm
 	// start`, its package.json) from its registry when the app container
 	// leaves its command to the image. Off in Options' zero value, so that
@@ -64,6 +69,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader for the RBAC reconciler, for more than one replica.")
 	fs.StringVar(&o.FetcherImage, "fetcher-image", DefaultFetcherImage, "Image of the injected fetcher sidecar.")
 	fs.StringVar(&o.SidecarMode, "sidecar-mode", SidecarModeAuto, "How the fetcher runs: native (Kubernetes >= 1.29), legacy, or auto to ask the API server once at start.")
+	fs.StringVar(&o.StoreURL, "store-url", "", "Root URL of the artifact store as pods reach it (the chart's store): fetchers get a token with this audience and send it there only. Empty: no store token.")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Serve the webhook and metrics over HTTP/2 as well (off against HTTP/2 rapid-reset attacks).")
 	fs.BoolVar(&o.ImageLookup, "image-lookup", true, "Read an image's ENTRYPOINT, CMD, WORKDIR and package.json from its registry when the app container sets no command (anonymously, or with --image-pull-secrets).")
 	fs.DurationVar(&o.ImageLookupTimeout, "image-lookup-timeout", DefaultImageLookupTimeout, "Bound on one admission's image lookups; keep it inside the webhook's timeoutSeconds.")
@@ -126,6 +132,11 @@ func (o *Options) Validate() error {
 	}
 	if o.FetcherImage == "" {
 		return fmt.Errorf("--fetcher-image is empty: name the image that holds /fetcher")
+	}
+	if o.StoreURL != "" {
+		if _, err := store.ParseURL(o.StoreURL); err != nil {
+			return fmt.Errorf("--store-url: %w", err)
+		}
 	}
 	if o.ImageLookup && (o.ImageLookupTimeout < 100*time.Millisecond || o.ImageLookupTimeout > 30*time.Second) {
 		return fmt.Errorf("--image-lookup-timeout=%s: want 100ms to 30s, inside the webhook's timeoutSeconds", o.ImageLookupTimeout)

@@ -18,6 +18,9 @@ func TestFlagsAndValidate(t *testing.T) {
 		{args: []string{"--sidecar-mode=sidecar"}, wantErr: `--sidecar-mode="sidecar"`},
 		{args: []string{"--webhook-port=0"}, wantErr: "--webhook-port=0"},
 		{args: []string{"--fetcher-image="}, wantErr: "--fetcher-image is empty"},
+		{args: []string{"--store-url=http://aether-devhot-store.aether-system.svc"}},
+		{args: []string{"--store-url=aether-devhot-store"}, wantErr: `--store-url: store URL "aether-devhot-store": want http:// or https://`},
+		{args: []string{"--store-url=http://u:p@store"}, wantErr: "must not carry credentials"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var o Options

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/probe"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
+	"github.com/aether-dev/aether-devhot/pkg/store"
 )
 
 // FetchMode is how the fetcher learns the Deployment's annotations.
@@ -64,6 +66,11 @@ type Config struct {
 	MaxArtifactBytes int64
 	// CAFile adds CAs to the system pool for artifact downloads.
 	CAFile string
+	// StoreURL is the artifact store's root URL; nil without one. Only
+	// downloads under it carry the store token.
+	StoreURL *url.URL
+	// StoreTokenFile holds the token the store reviews.
+	StoreTokenFile string
 	// MetricsAddr serves /metrics, /healthz and /readyz.
 	MetricsAddr string
 	// Kubeconfig is used outside a pod; in a pod it stays empty and the
@@ -172,6 +179,17 @@ var settings = []setting{
 		}
 		_, err := os.Stat(v)
 		return err
+	}},
+	{sidecar.EnvStoreURL, "", "root URL of the artifact store: downloads under it, and only those, carry the store token", func(c *Config, v string) (err error) {
+		if v == "" {
+			return nil
+		}
+		c.StoreURL, err = store.ParseURL(v)
+		return err
+	}},
+	{sidecar.EnvStoreTokenFile, sidecar.StoreTokenFile, "file of the token shown to the store, read for each download", func(c *Config, v string) error {
+		c.StoreTokenFile = v
+		return required(v)
 	}},
 	{sidecar.EnvMetricsAddr, sidecar.DefaultMetricsAddr, "listen address of /metrics, /healthz and /readyz", func(c *Config, v string) error {
 		c.MetricsAddr = v

@@ -53,6 +53,7 @@ func TestConfigDefaults(t *testing.T) {
 		MaxRetries:       0,
 		BackoffMax:       60 * time.Second,
 		MaxArtifactBytes: release.DefaultMaxBytes,
+		StoreTokenFile:   "/var/run/secrets/kubernetes.io/serviceaccount/store-token",
 		MetricsAddr:      ":9102",
 	}
 	if c != want {
@@ -89,6 +90,8 @@ func TestConfigEnvAndFlagSymmetry(t *testing.T) {
 		{sidecar.EnvBackoffMaxSec, "backoff-max-sec", "10", "20", func(c Config) string { return c.BackoffMax.String() }, "10s", "20s"},
 		{sidecar.EnvMaxArtifactBytes, "max-artifact-bytes", "1000", "2000", func(c Config) string { return fmt.Sprint(c.MaxArtifactBytes) }, "", ""},
 		{sidecar.EnvCAFile, "ca-file", caA, caB, func(c Config) string { return c.CAFile }, "", ""},
+		{sidecar.EnvStoreURL, "store-url", "http://s1", "https://s2/x", func(c Config) string { return c.StoreURL.String() }, "", ""},
+		{sidecar.EnvStoreTokenFile, "store-token-file", "/t1", "/t2", func(c Config) string { return c.StoreTokenFile }, "", ""},
 		{sidecar.EnvMetricsAddr, "metrics-addr", ":1", "127.0.0.1:2", func(c Config) string { return c.MetricsAddr }, "", ""},
 		{sidecar.EnvAppDir, "app-dir", "/app", ".", func(c Config) string { return c.AppDir }, "", ""},
 		{sidecar.EnvAppProbe, "app-probe", probeA, probeB, func(c Config) string { return c.AppProbe.String() }, "", ""},
@@ -153,6 +156,8 @@ func TestConfigErrors(t *testing.T) {
 		{"backoff", with(sidecar.EnvBackoffMaxSec, "1.5"), nil, []string{"AETHER_BACKOFF_MAX_SEC", "--backoff-max-sec"}},
 		{"bytes", with(sidecar.EnvMaxArtifactBytes, "10MiB"), nil, []string{"AETHER_MAX_ARTIFACT_BYTES", "--max-artifact-bytes"}},
 		{"missing CA file", with(sidecar.EnvCAFile, "/nonexistent/ca.pem"), nil, []string{"AETHER_CA_FILE", "--ca-file", "/nonexistent/ca.pem"}},
+		{"store URL", with(sidecar.EnvStoreURL, "aether-devhot-store.aether-system.svc"), nil, []string{"AETHER_STORE_URL", "--store-url", "want http:// or https://"}},
+		{"store URL with credentials", base(), []string{"--store-url=http://u:p@store"}, []string{"AETHER_STORE_URL", "must not carry credentials"}},
 		{"metrics addr", with(sidecar.EnvMetricsAddr, "9102"), nil, []string{"AETHER_METRICS_ADDR", "--metrics-addr", "host:port"}},
 		{"metrics port", base(), []string{"--metrics-addr=:http"}, []string{"AETHER_METRICS_ADDR", "--metrics-addr", "port"}},
 		{"relative app dir", with(sidecar.EnvAppDir, "app"), nil, []string{"AETHER_APP_DIR", "--app-dir", `"."`, "absolute"}},

@@ -69,7 +69,8 @@ type Fetcher struct {
 	inbox *inbox
 	// healthc carries the health gate's verdicts to the loop.
 	healthc chan health
-	// live is the digest /readyz reports; "" until a release is live.
+	// live is the live release's digest, "" until one is; /readyz says
+	// only whether one is.
 	live atomic.Pointer[string]
 	// zero is set when the app may start on its image's own code (release
 	// zero, cfg.AppDir): no digest is asked for, or the first try of one
@@ -89,7 +90,11 @@ func New(cfg Config, client kubernetes.Interface, out io.Writer) (*Fetcher, erro
 	if err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
 	}
-	hc, err := release.NewHTTPClient(cfg.CAFile)
+	var opts []release.ClientOption
+	if cfg.StoreURL != nil {
+		opts = append(opts, release.WithStoreToken(cfg.StoreURL, cfg.StoreTokenFile))
+	}
+	hc, err := release.NewHTTPClient(cfg.CAFile, opts...)
 	if err != nil {
 		return nil, &ConfigError{Setting: settingName(sidecar.EnvCAFile), Err: err}
 	}

@@ -14,9 +14,13 @@ import (
 
 // handler serves /metrics, /healthz and /readyz. /readyz is what holds the
 // app back (native startupProbe, legacy wait-ready) until code is live: a
-// release, or with release zero the image's own code. /healthz, the
-// liveness probe, fails while the loop has waited more than wedgedAfter
-// for a cancelled Apply, which then can only be stuck in the filesystem.
+// release, or with release zero the image's own code. It says which kind
+// but never which digest: the kubelet probes it on the pod's IP, so every
+// pod in the cluster can ask it too, and a digest is what names a blob in
+// the store. The digest that runs is in the fetcher's Events and log.
+// /healthz, the liveness probe, fails while the loop has waited more than
+// wedgedAfter for a cancelled Apply, which then can only be stuck in the
+// filesystem.
 func (f *Fetcher) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(f.metrics.Registry, promhttp.HandlerOpts{Registry: f.metrics.Registry}))
@@ -33,7 +37,7 @@ func (f *Fetcher) handler() http.Handler {
 		live := f.live.Load()
 		switch {
 		case live != nil && *live != "":
-			fmt.Fprintf(w, "ok %s\n", *live)
+			_, _ = io.WriteString(w, "ok: a release is live\n")
 		case f.zero.Load():
 			_, _ = io.WriteString(w, "ok release zero: the image's own code\n")
 		default:

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
@@ -168,7 +170,7 @@ func download(ctx context.Context, client *http.Client, t annotations.Target, li
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return Result{}, newError(refresh.ReasonHTTPStatus, fmt.Errorf("GET %s: %s", where, resp.Status))
+		return Result{}, newError(refresh.ReasonHTTPStatus, fmt.Errorf("GET %s: %s%s", where, resp.Status, statusReason(resp)))
 	}
 	if resp.ContentLength > lim.MaxBytes {
 		return Result{}, newError(refresh.ReasonSizeLimit, fmt.Errorf("GET %s: Content-Length %d is over the limit of %d bytes", where, resp.ContentLength, lim.MaxBytes))
@@ -251,4 +253,28 @@ func (m *meter) Read(p []byte) (int, error) {
 func isDir(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.IsDir()
+}
+
+// statusReason is the first line of a refusal's body, where the store says
+// why (the token it did not accept, the Deployment the pod may not read),
+// as ": <line>", at most 200 printable bytes; "" when there is none.
+func statusReason(resp *http.Response) string {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(line))
+	if len(line) > 200 {
+		line = line[:200]
+		for !utf8.ValidString(line) {
+			line = line[:len(line)-1]
+		}
+	}
+	if line == "" {
+		return ""
+	}
+	return ": " + line
 }

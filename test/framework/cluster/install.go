@@ -13,8 +13,9 @@ const InstallNamespace = "aether-system"
 
 // Install installs the product on the running cluster the way the README
 // tells a user to without cert-manager: helm install of charts/aether-devhot
-// with certManager.enabled=false and the locally imported image (which is
-// never pulled), then `go run ./cmd/certs` for the TLS Secret and the caBundle,
+// with certManager.enabled=false, the locally imported image (which is
+// never pulled) and the store at its default URL (the cluster's DNS
+// resolves it), then `go run ./cmd/certs` for the TLS Secret and the caBundle,
 // then waits for the webhook's rollout.
 func (c *Cluster) Install() error {
 	if !c.Running() {
