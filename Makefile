@@ -143,17 +143,9 @@ cluster-down:
 	$(CLUSTER) down
 
 ## test-cluster: cluster-up, helm install + certs, the TestCluster* e2e tests on real pods
-## (TestClusterAppImages builds test/testdata/apps and pulls them from the registry), cluster-down always
-## (on a failure, the pods and the tail of every daemon's log are printed first).
+## (TestClusterAppImages builds test/testdata/apps and pulls them from the registry), cluster-down always.
+## On a failure the pods and the tail of every daemon's log are printed first (the registry's,
+## one line per request, shorter), and the failing steps and tests again last, after cluster-down.
 .PHONY: test-cluster
 test-cluster: cluster-tools
-	@dir=$${AETHER_CLUSTER_DIR:-/tmp/aether-cluster}; status=0; start=$$SECONDS; \
-	$(CLUSTER) up && $(CLUSTER) install && \
-	AETHER_CLUSTER_KUBECONFIG=$$dir/kubeconfig \
-	  go test ./test/e2e/realcluster -run '^TestCluster' -count=1 -v -timeout 20m || status=$$?; \
-	if [ $$status != 0 ] && [ -d $$dir/logs ]; then \
-	  $(BIN)/kubectl --kubeconfig $$dir/kubeconfig get pods -A -o wide; \
-	  tail -n 30 $$dir/logs/*.log; \
-	fi; \
-	$(CLUSTER) down || status=$$?; \
-	echo "test-cluster: $$((SECONDS - start))s"; exit $$status
+	@dir=$${AETHER_CLUSTER_DIR:-/tmp/aether-cluster}; status=0; start=$$SECONDS; log=$$(mktemp); 	{ $(CLUSTER) up && $(CLUSTER) install && 	  AETHER_CLUSTER_KUBECONFIG=$$dir/kubeconfig 	    go test ./test/e2e/realcluster -run '^TestCluster' -count=1 -v -timeout 20m; } > >(tee $$log) 2>&1 || status=$$?; 	if [ $$status != 0 ] && [ -d $$dir/logs ]; then 	  $(BIN)/kubectl --kubeconfig $$dir/kubeconfig get pods -A -o wide; 	  for f in $$dir/logs/*.log; do 	    n=30; case $$f in */registry.log) n=6;; esac; echo "==> $$f <=="; tail -n $$n $$f; 	  done; 	fi; 	$(CLUSTER) down || status=$$?; 	if [ $$status != 0 ]; then 	  echo "=== test-cluster failed; the failing steps and tests:"; 	  grep -E -- 'FAILED|--- FAIL|^FAIL|panic:|Error:|error:' $$log | tail -n 25; 	fi; 	rm -f $$log; echo "test-cluster: $$((SECONDS - start))s"; exit $$status
