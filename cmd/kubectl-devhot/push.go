@@ -262,6 +262,7 @@ func (p *pusher) upload(ctx context.Context, d *appsv1.Deployment, a *pack.Artif
 	}
 	has, err := p.store.Has(ctx, ref)
 	if err == nil && !has {
+		p.store.Progress = uploadProgress(p.out, len(a.Data))
 		err = p.store.Put(ctx, ref, a.Data)
 	}
 	if err != nil && p.o.store == "" {

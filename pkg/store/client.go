@@ -24,6 +24,9 @@ type Client struct {
 	// slot taken, or the store starting) is tried again; 0 means
 	// DefaultBusyRetries.
 	BusyRetries int
+	// Progress, if set, is told how many bytes of an upload's body have
+	// been sent so far, and the body's size, as the bytes leave.
+	Progress func(sent, total int64)
 }
 
 // DefaultBusyRetries, with the store's Retry-After of 2 s, waits up to
@@ -73,12 +76,16 @@ func (c *Client) do(ctx context.Context, method string, ref BlobRef, data []byte
 		var body io.Reader
 		if data != nil {
 			body = bytes.NewReader(data)
+			if c.Progress != nil {
+				body = &countingReader{r: body, total: int64(len(data)), progress: c.Progress}
+			}
 		}
 		req, err := http.NewRequestWithContext(ctx, method, c.URL(ref), body)
 		if err != nil {
 			return nil, err
 		}
 		if data != nil {
+			req.ContentLength = int64(len(data)) // not known from a countingReader
 			req.Header.Set("Content-Type", "application/gzip")
 		}
 		resp, err := c.HTTP.Do(req)
@@ -109,6 +116,23 @@ func retryAfter(resp *http.Response) (time.Duration, bool) {
 		return 0, false
 	}
 	return min(time.Duration(s)*time.Second, maxRetryAfter), true
+}
+
+// countingReader tells progress how much of a body has been read.
+type countingReader struct {
+	r        io.Reader
+	sent     int64
+	total    int64
+	progress func(sent, total int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.sent += int64(n)
+		c.progress(c.sent, c.total)
+	}
+	return n, err
 }
 
 // URL is where ref lives under Base.

@@ -610,6 +610,32 @@ func TestClient(t *testing.T) {
 	}
 }
 
+// TestClientProgress: an upload with Progress set is stored as without,
+// and Progress sees every byte of it leave, ending at its size.
+func TestClientProgress(t *testing.T) {
+	a := newFakeAccess()
+	_, srv := newServer(t, small, a)
+	var calls, last, total int64
+	c := &Client{HTTP: srv.Client(), Base: srv.URL, Progress: func(sent, size int64) {
+		if sent < last {
+			t.Errorf("progress went back from %d to %d", last, sent)
+		}
+		calls, last, total = calls+1, sent, size
+	}}
+	blob := gz(t, strings.Repeat("progress ", 100))
+	ref := BlobRef{"ns", "web", digestOf(blob)}
+	a.announce(ref)
+	if err := c.Put(context.Background(), ref, blob); err != nil {
+		t.Fatal(err)
+	}
+	if has, err := c.Has(context.Background(), ref); err != nil || !has {
+		t.Fatalf("Has = %v, %v after the upload", has, err)
+	}
+	if calls == 0 || last != int64(len(blob)) || total != int64(len(blob)) {
+		t.Errorf("progress: %d calls, last %d of %d; want the last at %d", calls, last, total, len(blob))
+	}
+}
+
 // TestClientRetriesWhenBusy: a 503 with Retry-After is tried again, a 503
 // without it is not.
 func TestClientRetriesWhenBusy(t *testing.T) {
