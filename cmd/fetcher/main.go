@@ -25,12 +25,20 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/aether-dev/aether-devhot/pkg/bounds"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/fetcher"
 )
 
 // defaultWaitTimeout matches the native startupProbe's ten minutes.
 const defaultWaitTimeout = 10 * time.Minute
+
+// waitTimeoutRange is the range of wait-ready --timeout: it polls every
+// 200ms, so 100ms still makes one try; the kubelet runs a postStart hook
+// without a deadline of its own, and a first release that is not live in
+// an hour (a 5-minute download and a 10-minute health gate at most) never
+// will be.
+var waitTimeoutRange = bounds.Duration{Min: 100 * time.Millisecond, Max: time.Hour}
 
 // userAgent names the fetcher in the API server's audit log.
 const userAgent = "aether-devhot-fetcher"
@@ -105,7 +113,8 @@ func waitReady(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	metricsFlag := fetcher.FlagName(sidecar.EnvMetricsAddr)
 	fs.StringVar(&addr, metricsFlag, addr, "the fetcher's listen address (env "+sidecar.EnvMetricsAddr+")")
-	timeout := fs.Duration("timeout", defaultWaitTimeout, "give up after this long")
+	timeout := defaultWaitTimeout
+	fs.Var(bounds.DurationFlag{P: &timeout, Range: waitTimeoutRange}, "timeout", "give up after this long ("+waitTimeoutRange.String()+")")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -119,13 +128,10 @@ func waitReady(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return &fetcher.ConfigError{Setting: sidecar.EnvMetricsAddr + " / --" + metricsFlag, Err: fmt.Errorf("%q: %w", addr, err)}
 	}
-	if *timeout <= 0 {
-		return &fetcher.ConfigError{Setting: "--timeout", Err: errors.New("must be positive")}
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := fetcher.WaitReady(ctx, url, 200*time.Millisecond); err != nil {
-		return fmt.Errorf("gave up after %s: %w", *timeout, err)
+		return fmt.Errorf("gave up after %s: %w", timeout, err)
 	}
 	return nil
 }

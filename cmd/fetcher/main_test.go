@@ -88,6 +88,12 @@ func TestBadConfigExits2(t *testing.T) {
 		"bad interval flag": {map[string]string{sidecar.EnvPodNamespace: "ns", sidecar.EnvDeployment: "app"},
 			[]string{"--fetch-interval-sec=soon"}, "AETHER_FETCH_INTERVAL_SEC / --fetch-interval-sec"},
 		"unknown flag": {nil, []string{"--insecure-skip-verify"}, "insecure-skip-verify"},
+		"backoff overflow": {map[string]string{sidecar.EnvPodNamespace: "ns", sidecar.EnvDeployment: "app", sidecar.EnvBackoffMaxSec: "9999999999"},
+			nil, `AETHER_BACKOFF_MAX_SEC / --backoff-max-sec: "9999999999" is not a whole number of seconds from 1 to 3600`},
+		// wait-ready's --timeout was refused only at 0 or below.
+		"wait-ready timeout above": {nil, []string{"wait-ready", "--timeout=2h"}, `"2h" is not a duration from 100ms to 1h0m0s`},
+		"wait-ready timeout below": {nil, []string{"wait-ready", "--timeout=99ms"}, "from 100ms to 1h0m0s"},
+		"wait-ready timeout zero":  {nil, []string{"wait-ready", "--timeout=0"}, "from 100ms to 1h0m0s"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

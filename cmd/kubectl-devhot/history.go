@@ -15,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/bounds"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
@@ -142,7 +143,7 @@ func newHistoryCommand(flags *genericclioptions.ConfigFlags, streams genericioop
 			return w.Flush()
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", limit, "how many releases to list")
+	cmd.Flags().Var(bounds.IntFlag[int]{P: &limit, Range: historyLimitRange}, "limit", "how many releases to list ("+historyLimitRange.String()+")")
 	return cmd
 }
 

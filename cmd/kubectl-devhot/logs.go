@@ -17,6 +17,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/aether-dev/aether-devhot/pkg/bounds"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -45,8 +46,8 @@ func newLogsCommand(flags *genericclioptions.ConfigFlags, streams genericiooptio
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&o.follow, "follow", "f", false, "keep streaming, and add the pods that start")
-	f.Int64Var(&o.tail, "tail", o.tail, "lines of each container's past log to print first; -1 for all")
-	f.DurationVar(&o.since, "since", 0, "only lines newer than this, e.g. 5m")
+	f.Var(bounds.IntFlag[int64]{P: &o.tail, Range: logsTailRange}, "tail", "lines of each container's past log to print first; -1 for all ("+logsTailRange.String()+")")
+	f.Var(bounds.DurationFlag{P: &o.since, Range: logsSinceRange}, "since", "only lines newer than this, e.g. 5m; 0 for all ("+logsSinceRange.String()+")")
 	f.BoolVar(&o.fetcher, "fetcher", false, "only the fetcher's log")
 	f.BoolVar(&o.app, "app", false, "only the app containers' logs")
 	return cmd

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/bounds"
 	"github.com/aether-dev/aether-devhot/pkg/pack"
 	"github.com/aether-dev/aether-devhot/pkg/project"
 	"github.com/aether-dev/aether-devhot/pkg/store"
@@ -117,7 +118,8 @@ changes something under --out.`,
 		"the store's URL as the pods reach it, for aether.dev/artifact-url (default: the in-cluster Service, or --store when given)")
 	f.StringVar(&o.storeNamespace, "store-namespace", defaultStoreNamespace, "namespace of the store's Service")
 	f.StringVar(&o.storeService, "store-service", defaultStoreService, "name of the store's Service")
-	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long one push waits for every pod to go live or fail on the new code")
+	o.timeout = 2 * time.Minute
+	f.Var(bounds.DurationFlag{P: &o.timeout, Range: deliverTimeoutRange}, "timeout", "how long one push waits for every pod to go live or fail on the new code ("+deliverTimeoutRange.String()+")")
 	o.builds.add(f)
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/bounds"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
 
@@ -53,7 +54,7 @@ for another server.`,
 	f := cmd.Flags()
 	f.StringVar(&to, "to", "", "the digest to go back to (default: the last one live before the desired one)")
 	f.StringVar(&url, "artifact-url", "", "its artifact URL (default: the current URL with the digest replaced)")
-	f.DurationVar(&timeout, "timeout", timeout, "how long to wait for every pod to go live or fail on it")
+	f.Var(bounds.DurationFlag{P: &timeout, Range: deliverTimeoutRange}, "timeout", "how long to wait for every pod to go live or fail on it ("+deliverTimeoutRange.String()+")")
 	return cmd
 }
 

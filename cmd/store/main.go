@@ -23,12 +23,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/aether-dev/aether-devhot/pkg/bounds"
 	"github.com/aether-dev/aether-devhot/pkg/store"
 	"github.com/aether-dev/aether-devhot/pkg/store/kubeaccess"
 )
@@ -79,22 +79,14 @@ func connect(audience string) (*kubeaccess.Access, error) {
 	return kubeaccess.New(cfg, audience)
 }
 
-// parse reads the flags over their environment twins.
+// parse reads the flags over their environment twins. Each number is
+// checked against its range both from the environment and from the flag.
 func parse(args []string) (options, error) {
 	fs := flag.NewFlagSet("store", flag.ContinueOnError)
-	o := options{}
+	o := options{lim: store.DefaultLimits, uploadTimeout: store.DefaultUploadTimeout}
 	var envErr error
-	envInt := func(name string, def int64) int64 {
-		raw := os.Getenv(name)
-		if raw == "" {
-			return def
-		}
-		v, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil || v < 1 {
-			envErr = errors.Join(envErr, fmt.Errorf("%s=%q: want a whole number, 1 or more", name, raw))
-			return def
-		}
-		return v
+	refuse := func(name string, err error) {
+		envErr = errors.Join(envErr, fmt.Errorf("%s=%w", name, err))
 	}
 	envStr := func(name, def string) string {
 		if v := os.Getenv(name); v != "" {
@@ -102,35 +94,39 @@ func parse(args []string) (options, error) {
 		}
 		return def
 	}
-	envDuration := func(name string, def time.Duration) time.Duration {
-		raw := os.Getenv(name)
-		if raw == "" {
-			return def
+	intVar := func(p *int64, name, env string, r bounds.Int, usage string) {
+		if raw := os.Getenv(env); raw != "" {
+			n, err := r.Parse(raw)
+			if err != nil {
+				refuse(env, err)
+			}
+			*p = n
 		}
-		v, err := time.ParseDuration(raw)
-		if err != nil || v <= 0 {
-			envErr = errors.Join(envErr, fmt.Errorf("%s=%q: want a positive duration such as 2m", name, raw))
-			return def
-		}
-		return v
+		fs.Var(bounds.IntFlag[int64]{P: p, Range: r}, name, usage+" (env "+env+"; "+r.String()+")")
 	}
-	d := store.DefaultLimits
 	fs.StringVar(&o.addr, "addr", envStr("AETHER_STORE_ADDR", ":8080"), "listen address (env AETHER_STORE_ADDR)")
 	fs.StringVar(&o.dir, "dir", envStr("AETHER_STORE_DIR", "/data"), "directory of the blobs: an emptyDir or a PVC (env AETHER_STORE_DIR)")
 	fs.StringVar(&o.audience, "audience", envStr("AETHER_STORE_AUDIENCE", ""),
 		"audience of the fetchers' store tokens, the webhook's --store-url (env AETHER_STORE_AUDIENCE; required)")
-	fs.Int64Var(&o.lim.MaxBlobBytes, "max-blob-bytes", envInt("AETHER_STORE_MAX_BLOB_BYTES", d.MaxBlobBytes),
-		"largest blob accepted; larger uploads get 413 (env AETHER_STORE_MAX_BLOB_BYTES)")
-	fs.Int64Var(&o.lim.MaxTotalBytes, "max-total-bytes", envInt("AETHER_STORE_MAX_TOTAL_BYTES", d.MaxTotalBytes),
-		"total size kept; beyond it the least recently used blobs that no Deployment asks for are evicted (env AETHER_STORE_MAX_TOTAL_BYTES)")
-	fs.Int64Var(&o.lim.NamespaceQuotaBytes, "namespace-quota-bytes", envInt("AETHER_STORE_NAMESPACE_QUOTA_BYTES", d.NamespaceQuotaBytes),
-		"size kept per namespace; beyond it that namespace's own least recently used blobs go first (env AETHER_STORE_NAMESPACE_QUOTA_BYTES)")
-	maxUploads := fs.Int64("max-uploads", envInt("AETHER_STORE_MAX_UPLOADS", int64(d.MaxUploads)),
-		"uploads in flight at once; more get 503 (env AETHER_STORE_MAX_UPLOADS)")
-	maxNSUploads := fs.Int64("max-namespace-uploads", envInt("AETHER_STORE_MAX_NAMESPACE_UPLOADS", int64(d.MaxNamespaceUploads)),
-		"uploads in flight at once for one namespace (env AETHER_STORE_MAX_NAMESPACE_UPLOADS)")
-	fs.DurationVar(&o.uploadTimeout, "upload-timeout", envDuration("AETHER_STORE_UPLOAD_TIMEOUT", store.DefaultUploadTimeout),
-		"longest one upload may take to send its body; then 408 (env AETHER_STORE_UPLOAD_TIMEOUT)")
+	intVar(&o.lim.MaxBlobBytes, "max-blob-bytes", "AETHER_STORE_MAX_BLOB_BYTES", store.BlobBytesRange,
+		"largest blob accepted; larger uploads get 413")
+	intVar(&o.lim.MaxTotalBytes, "max-total-bytes", "AETHER_STORE_MAX_TOTAL_BYTES", store.TotalBytesRange,
+		"total size kept; beyond it the least recently used blobs that no Deployment asks for are evicted")
+	intVar(&o.lim.NamespaceQuotaBytes, "namespace-quota-bytes", "AETHER_STORE_NAMESPACE_QUOTA_BYTES", store.TotalBytesRange,
+		"size kept per namespace; beyond it that namespace's own least recently used blobs go first")
+	maxUploads, maxNSUploads := int64(o.lim.MaxUploads), int64(o.lim.MaxNamespaceUploads)
+	intVar(&maxUploads, "max-uploads", "AETHER_STORE_MAX_UPLOADS", store.UploadsRange, "uploads in flight at once; more get 503")
+	intVar(&maxNSUploads, "max-namespace-uploads", "AETHER_STORE_MAX_NAMESPACE_UPLOADS", store.UploadsRange,
+		"uploads in flight at once for one namespace")
+	if raw := os.Getenv("AETHER_STORE_UPLOAD_TIMEOUT"); raw != "" {
+		d, err := store.UploadTimeoutRange.Parse(raw)
+		if err != nil {
+			refuse("AETHER_STORE_UPLOAD_TIMEOUT", err)
+		}
+		o.uploadTimeout = d
+	}
+	fs.Var(bounds.DurationFlag{P: &o.uploadTimeout, Range: store.UploadTimeoutRange}, "upload-timeout",
+		"longest one upload may take to send its body; then 408 (env AETHER_STORE_UPLOAD_TIMEOUT; "+store.UploadTimeoutRange.String()+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -140,12 +136,9 @@ func parse(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("store takes no arguments, got %q", fs.Args())
 	}
-	o.lim.MaxUploads, o.lim.MaxNamespaceUploads = int(*maxUploads), int(*maxNSUploads)
+	o.lim.MaxUploads, o.lim.MaxNamespaceUploads = int(maxUploads), int(maxNSUploads)
 	if err := o.lim.Validate(); err != nil {
 		return o, err
-	}
-	if o.uploadTimeout <= 0 {
-		return o, fmt.Errorf("--upload-timeout=%s: want a positive duration", o.uploadTimeout)
 	}
 	if o.audience == "" {
 		return o, errors.New("--audience (AETHER_STORE_AUDIENCE) is empty: set it to the webhook's --store-url, the audience of the fetchers' store tokens")

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/bounds"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
 )
 
@@ -97,39 +97,38 @@ func parseArtifactURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// The range of the fetch interval, aether.dev/fetch-interval-sec and the
-// fetcher's AETHER_FETCH_INTERVAL_SEC.
-const (
-	MinFetchIntervalSec = 1
-	MaxFetchIntervalSec = 3600
-)
+// FetchIntervalSecRange is the range of aether.dev/fetch-interval-sec
+// and of the fetcher's AETHER_FETCH_INTERVAL_SEC. Below a second the
+// fetcher would spin; above an hour a poll-mode fetcher misses pushes for
+// longer than anyone waits, and the watch's resync is only a safety net.
+var FetchIntervalSecRange = bounds.Int{Min: 1, Max: 3600, Unit: "seconds"}
 
-// ParseFetchInterval validates a fetch interval in whole seconds, from
-// MinFetchIntervalSec to MaxFetchIntervalSec.
+// ParseFetchInterval validates a value of aether.dev/fetch-interval-sec.
 func ParseFetchInterval(v string) (time.Duration, error) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < MinFetchIntervalSec || n > MaxFetchIntervalSec {
-		return 0, &Error{Key: FetchIntervalSec, Problem: fmt.Sprintf("%q is not a whole number of seconds from %d to %d", v, MinFetchIntervalSec, MaxFetchIntervalSec)}
+	d, err := FetchIntervalSecRange.Seconds(v)
+	if err != nil {
+		return 0, &Error{Key: FetchIntervalSec, Problem: err.Error()}
 	}
-	return time.Duration(n) * time.Second, nil
+	return d, nil
 }
 
-// The range and default of aether.dev/health-timeout-sec.
-const (
-	MinHealthTimeoutSec     = 1
-	MaxHealthTimeoutSec     = 600
-	DefaultHealthTimeoutSec = 30
-)
+// HealthTimeoutSecRange is the range of aether.dev/health-timeout-sec: up
+// to the ten minutes the native fetcher's startupProbe gives a first
+// release, the longest any pod is held back for its app to come up.
+var HealthTimeoutSecRange = bounds.Int{Min: 1, Max: 600, Unit: "seconds"}
 
-// ParseHealthTimeout validates a health timeout in whole seconds, from
-// MinHealthTimeoutSec to MaxHealthTimeoutSec; "" is the default.
+// DefaultHealthTimeoutSec is aether.dev/health-timeout-sec when unset.
+const DefaultHealthTimeoutSec = 30
+
+// ParseHealthTimeout validates a value of aether.dev/health-timeout-sec;
+// "" is the default.
 func ParseHealthTimeout(v string) (time.Duration, error) {
 	if v == "" {
 		return DefaultHealthTimeoutSec * time.Second, nil
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < MinHealthTimeoutSec || n > MaxHealthTimeoutSec {
-		return 0, &Error{Key: HealthTimeoutSec, Problem: fmt.Sprintf("%q is not a whole number of seconds from %d to %d", v, MinHealthTimeoutSec, MaxHealthTimeoutSec)}
+	d, err := HealthTimeoutSecRange.Seconds(v)
+	if err != nil {
+		return 0, &Error{Key: HealthTimeoutSec, Problem: err.Error()}
 	}
-	return time.Duration(n) * time.Second, nil
+	return d, nil
 }

@@ -63,8 +63,8 @@ func TestParseFetchInterval(t *testing.T) {
 			t.Errorf("%q: %v, %v", v, got, err)
 		}
 	}
-	for _, v := range []string{"0", "-1", "3601", "9999999999", "5s", "", "1.5"} {
-		if _, err := annotations.ParseFetchInterval(v); err == nil || !strings.Contains(err.Error(), "from 1 to 3600") {
+	for _, v := range []string{"0", "-1", "3601", "9999999999", "9999999999999999999", "5s", "", "1.5", "0x10"} {
+		if _, err := annotations.ParseFetchInterval(v); err == nil || !strings.Contains(err.Error(), annotations.FetchIntervalSec) || !strings.Contains(err.Error(), "from 1 to 3600") {
 			t.Errorf("%q: %v, want the range", v, err)
 		}
 	}
@@ -76,7 +76,7 @@ func TestParseHealthTimeout(t *testing.T) {
 			t.Errorf("%q: %v, %v", v, got, err)
 		}
 	}
-	for _, v := range []string{"0", "-1", "601", "30s", " 30", "1e3"} {
+	for _, v := range []string{"0", "-1", "601", "9999999999", "9999999999999999999", "30s", " 30", "1e3"} {
 		if _, err := annotations.ParseHealthTimeout(v); err == nil || !strings.Contains(err.Error(), annotations.HealthTimeoutSec) || !strings.Contains(err.Error(), "from 1 to 600") {
 			t.Errorf("%q: %v, want the key and the range", v, err)
 		}

@@ -1,6 +1,10 @@
 package sidecar
 
-import "k8s.io/apimachinery/pkg/api/resource"
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/aether-dev/aether-devhot/pkg/bounds"
+)
 
 // Environment variables of the fetcher. Each has a flag twin of the same
 // name in lower case with dashes, without the AETHER_ prefix (for example
@@ -80,6 +84,14 @@ const (
 	// included, so that a quick rollback needs no download.
 	KeepReleases = 3
 )
+
+// MaxArtifactBytesRange is the range of AETHER_MAX_ARTIFACT_BYTES. Every
+// tar entry costs at least a block of 4096 bytes (release.BlockSize), so a
+// smaller cap holds nothing. The workspace holds KeepReleases releases
+// plus one in flight, and four of 8 GiB is more than a node's ephemeral
+// storage gives a dev pod. The store takes no larger blob, since no
+// fetcher could download it.
+var MaxArtifactBytesRange = bounds.Int{Min: 4096, Max: 8 << 30, Unit: "bytes"}
 
 // WorkspaceSizeLimit is the sizeLimit of the emptyDir the webhook adds:
 // the releases kept plus the one being extracted, each at most

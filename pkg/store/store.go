@@ -27,7 +27,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/aether-dev/aether-devhot/pkg/bounds"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
+	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
 // Errors of Put, which the HTTP handler maps to status codes.
@@ -83,6 +85,25 @@ var DefaultLimits = Limits{
 	MaxUploads:          4,
 	MaxNamespaceUploads: 2,
 }
+
+// Ranges of each limit and of the upload timeout, which cmd/store checks
+// its flags and environment against (docs/settings.md) and the chart's
+// values.schema.json repeats; Validate then checks that they fit together.
+var (
+	// BlobBytesRange: no fetcher downloads a larger artifact.
+	BlobBytesRange = bounds.Int{Min: 1, Max: sidecar.MaxArtifactBytesRange.Max, Unit: "bytes"}
+	// TotalBytesRange, of MaxTotalBytes and NamespaceQuotaBytes: a store on
+	// one volume holds less than 1 TiB, and sums of blob sizes stay far
+	// from overflowing.
+	TotalBytesRange = bounds.Int{Min: 1, Max: 1 << 40, Unit: "bytes"}
+	// UploadsRange, of MaxUploads and MaxNamespaceUploads: tmp/ holds up to
+	// MaxUploads × MaxBlobBytes; 64 of 512 MiB is already 32 GiB.
+	UploadsRange = bounds.Int{Min: 1, Max: 64, Unit: "uploads"}
+	// UploadTimeoutRange: push waits an hour at most (--timeout), and a
+	// stalled upload holds a slot and up to MaxBlobBytes of tmp/ until its
+	// timeout.
+	UploadTimeoutRange = bounds.Duration{Min: time.Second, Max: time.Hour}
+)
 
 // Validate says which limit cannot work with the others.
 func (l Limits) Validate() error {

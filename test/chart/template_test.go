@@ -458,6 +458,11 @@ func TestTemplateRejectsBadValues(t *testing.T) {
 		{[]string{"store.url=aether-devhot-store"}, "store/url"},
 		{[]string{"store.url=http://store/?token=x"}, "store/url"},
 		{[]string{"store.maxBlobBytes=0"}, "maxBlobBytes"},
+		{[]string{"store.maxBlobBytes=8589934593", "store.namespaceQuotaBytes=8589934593", "store.maxTotalBytes=8589934593"}, "maxBlobBytes"},
+		{[]string{"store.maxTotalBytes=1099511627777"}, "maxTotalBytes"},
+		{[]string{"store.namespaceQuotaBytes=1099511627777", "store.maxTotalBytes=1099511627777"}, "namespaceQuotaBytes"},
+		{[]string{"store.maxUploads=65"}, "maxUploads"},
+		{[]string{"store.maxNamespaceUploads=65", "store.maxUploads=65"}, "maxNamespaceUploads"},
 		{[]string{"store.persistence.enabled=maybe"}, "persistence.enabled"},
 	} {
 		t.Run(strings.Join(tc.sets, ","), func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/bounds"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/store"
 )
@@ -62,7 +63,8 @@ type Options struct {
 
 // AddFlags registers the flags of DESIGN.md "Command lines" on fs.
 func (o *Options) AddFlags(fs *flag.FlagSet) {
-	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "Port the admission webhook serves HTTPS on.")
+	o.WebhookPort = 9443
+	fs.Var(bounds.IntFlag[int]{P: &o.WebhookPort, Range: WebhookPortRange}, "webhook-port", "Port the admission webhook serves HTTPS on ("+WebhookPortRange.String()+").")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "Directory with tls.crt and tls.key; reloaded on change. Empty: <temp>/k8s-webhook-server/serving-certs.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus /metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.HealthProbeBindAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz; 0 disables them.")
@@ -72,7 +74,9 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.StoreURL, "store-url", "", "Root URL of the artifact store as pods reach it (the chart's store): fetchers get a token with this audience and send it there only. Empty: no store token.")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Serve the webhook and metrics over HTTP/2 as well (off against HTTP/2 rapid-reset attacks).")
 	fs.BoolVar(&o.ImageLookup, "image-lookup", true, "Read an image's ENTRYPOINT, CMD, WORKDIR and package.json from its registry when the app container sets no command (anonymously, or with --image-pull-secrets).")
-	fs.DurationVar(&o.ImageLookupTimeout, "image-lookup-timeout", DefaultImageLookupTimeout, "Bound on one admission's image lookups; keep it inside the webhook's timeoutSeconds.")
+	o.ImageLookupTimeout = DefaultImageLookupTimeout
+	fs.Var(bounds.DurationFlag{P: &o.ImageLookupTimeout, Range: ImageLookupTimeoutRange}, "image-lookup-timeout",
+		"Bound on one admission's image lookups; keep it inside the webhook's timeoutSeconds ("+ImageLookupTimeoutRange.String()+").")
 	fs.Func("image-pull-secrets", "Comma-separated docker config Secrets in the webhook's own namespace ("+EnvNamespace+") for private registries.", func(v string) error {
 		for _, n := range strings.Split(v, ",") {
 			if n = strings.TrimSpace(n); n != "" {
@@ -83,6 +87,16 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	})
 	fs.BoolVar(&o.IngestFetcherLogs, "ingest-fetcher-logs", false, "Tail the fetchers' logs and export their refreshes per namespace on /metrics; needs list,watch on pods and get on pods/log cluster-wide. "+IngestEnv+"=1 also turns it on.")
 }
+
+// WebhookPortRange is the range of --webhook-port: any TCP port but 0,
+// since the API server must be told the port in advance.
+var WebhookPortRange = bounds.Int{Min: 1, Max: 65535}
+
+// ImageLookupTimeoutRange is the range of --image-lookup-timeout: under
+// 100ms no registry answers; over 30s is past the API server's limit on a
+// webhook's timeoutSeconds, so the API server gives up first and the
+// denial that says why is lost.
+var ImageLookupTimeoutRange = bounds.Duration{Min: 100 * time.Millisecond, Max: 30 * time.Second}
 
 // DefaultImageLookupTimeout is --image-lookup-timeout's default: half the
 // chart's webhook timeoutSeconds, so that a slow registry ends in a denial
@@ -127,8 +141,8 @@ func (o *Options) Validate() error {
 	default:
 		return fmt.Errorf("--sidecar-mode=%q: want auto, native or legacy", o.SidecarMode)
 	}
-	if o.WebhookPort < 1 || o.WebhookPort > 65535 {
-		return fmt.Errorf("--webhook-port=%d: want a port from 1 to 65535", o.WebhookPort)
+	if err := WebhookPortRange.Check(int64(o.WebhookPort)); err != nil {
+		return fmt.Errorf("--webhook-port: %w", err)
 	}
 	if o.FetcherImage == "" {
 		return fmt.Errorf("--fetcher-image is empty: name the image that holds /fetcher")
@@ -138,8 +152,8 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("--store-url: %w", err)
 		}
 	}
-	if o.ImageLookup && (o.ImageLookupTimeout < 100*time.Millisecond || o.ImageLookupTimeout > 30*time.Second) {
-		return fmt.Errorf("--image-lookup-timeout=%s: want 100ms to 30s, inside the webhook's timeoutSeconds", o.ImageLookupTimeout)
+	if err := ImageLookupTimeoutRange.Check(o.ImageLookupTimeout); o.ImageLookup && err != nil {
+		return fmt.Errorf("--image-lookup-timeout: %w, inside the webhook's timeoutSeconds", err)
 	}
 	if len(o.ImagePullSecrets) > 0 && o.Namespace == "" {
 		return fmt.Errorf("--image-pull-secrets is set but %s is not: the secrets are read in the webhook's own namespace", EnvNamespace)

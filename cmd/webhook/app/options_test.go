@@ -4,6 +4,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
@@ -16,7 +17,16 @@ func TestFlagsAndValidate(t *testing.T) {
 		{args: nil},
 		{args: []string{"--sidecar-mode=legacy", "--webhook-port=10250", "--fetcher-image=x:1"}},
 		{args: []string{"--sidecar-mode=sidecar"}, wantErr: `--sidecar-mode="sidecar"`},
-		{args: []string{"--webhook-port=0"}, wantErr: "--webhook-port=0"},
+		{args: []string{"--webhook-port=0"}, wantErr: `invalid value "0" for flag -webhook-port: "0" is not a whole number from 1 to 65535`},
+		{args: []string{"--webhook-port=65535"}},
+		{args: []string{"--webhook-port=65536"}, wantErr: "from 1 to 65535"},
+		{args: []string{"--webhook-port=9999999999999999999"}, wantErr: "from 1 to 65535"},
+		{args: []string{"--webhook-port=-1"}, wantErr: "from 1 to 65535"},
+		{args: []string{"--image-lookup-timeout=100ms"}},
+		{args: []string{"--image-lookup-timeout=30s"}},
+		{args: []string{"--image-lookup-timeout=99ms"}, wantErr: `-image-lookup-timeout: "99ms" is not a duration from 100ms to 30s`},
+		{args: []string{"--image-lookup-timeout=31s"}, wantErr: "from 100ms to 30s"},
+		{args: []string{"--image-lookup-timeout=5"}, wantErr: "from 100ms to 30s"},
 		{args: []string{"--fetcher-image="}, wantErr: "--fetcher-image is empty"},
 		{args: []string{"--store-url=http://aether-devhot-store.aether-system.svc"}},
 		{args: []string{"--store-url=aether-devhot-store"}, wantErr: `--store-url: store URL "aether-devhot-store": want http:// or https://`},
@@ -26,10 +36,11 @@ func TestFlagsAndValidate(t *testing.T) {
 			var o Options
 			fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
 			o.AddFlags(fs)
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
+			fs.SetOutput(new(strings.Builder))
+			err := fs.Parse(tc.args)
+			if err == nil {
+				err = o.Validate()
 			}
-			err := o.Validate()
 			if tc.wantErr == "" && err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
@@ -114,6 +125,19 @@ func TestModeFor(t *testing.T) {
 	} {
 		if got := ModeFor(tc.major, tc.minor); got != tc.want {
 			t.Errorf("ModeFor(%q, %q) = %s, want %s", tc.major, tc.minor, got, tc.want)
+		}
+	}
+}
+
+// TestValidateRanges: Options filled in by a test, not by flags, meet the
+// same ranges.
+func TestValidateRanges(t *testing.T) {
+	for _, o := range []Options{
+		{SidecarMode: SidecarModeAuto, FetcherImage: "x", WebhookPort: 70000},
+		{SidecarMode: SidecarModeAuto, FetcherImage: "x", WebhookPort: 9443, ImageLookup: true, ImageLookupTimeout: time.Minute},
+	} {
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), " from ") {
+			t.Errorf("%+v: %v, want the range", o, err)
 		}
 	}
 }

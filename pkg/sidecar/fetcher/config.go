@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/bounds"
 	"github.com/aether-dev/aether-devhot/pkg/probe"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
@@ -142,7 +143,7 @@ var settings = []setting{
 		return required(v)
 	}},
 	{sidecar.EnvFetchIntervalSec, strconv.Itoa(sidecar.DefaultFetchIntervalSec), "resync (watch) or poll interval in whole seconds", func(c *Config, v string) (err error) {
-		c.FetchInterval, err = annotations.ParseFetchInterval(v)
+		c.FetchInterval, err = annotations.FetchIntervalSecRange.Seconds(v)
 		return err
 	}},
 	{sidecar.EnvFetchMode, string(FetchWatch), "watch or poll", func(c *Config, v string) error {
@@ -153,24 +154,17 @@ var settings = []setting{
 		return nil
 	}},
 	{sidecar.EnvMaxRetries, "0", "failures of one digest before waiting for a new one; 0 retries forever", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return errors.New("must be a whole number, 0 or more")
-		}
-		c.MaxRetries = n
-		return nil
-	}},
-	{sidecar.EnvBackoffMaxSec, strconv.Itoa(int(DefaultBackoffMax / time.Second)), "cap of the retry backoff in whole seconds", func(c *Config, v string) (err error) {
-		c.BackoffMax, err = seconds(v)
+		n, err := maxRetriesRange.Parse(v)
+		c.MaxRetries = int(n)
 		return err
 	}},
-	{sidecar.EnvMaxArtifactBytes, strconv.FormatInt(release.DefaultMaxBytes, 10), "cap on the download and on the extracted total, in bytes", func(c *Config, v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return errors.New("must be a whole number of bytes, 1 or more")
-		}
-		c.MaxArtifactBytes = n
-		return nil
+	{sidecar.EnvBackoffMaxSec, strconv.Itoa(int(DefaultBackoffMax / time.Second)), "cap of the retry backoff in whole seconds", func(c *Config, v string) (err error) {
+		c.BackoffMax, err = backoffMaxSecRange.Seconds(v)
+		return err
+	}},
+	{sidecar.EnvMaxArtifactBytes, strconv.FormatInt(release.DefaultMaxBytes, 10), "cap on the download and on the extracted total, in bytes", func(c *Config, v string) (err error) {
+		c.MaxArtifactBytes, err = sidecar.MaxArtifactBytesRange.Parse(v)
+		return err
 	}},
 	{sidecar.EnvCAFile, "", "PEM file of extra CAs trusted for artifact downloads", func(c *Config, v string) error {
 		c.CAFile = v
@@ -223,13 +217,19 @@ func required(v string) error {
 	return nil
 }
 
-func seconds(v string) (time.Duration, error) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, errors.New("must be a whole number of seconds, 1 or more")
-	}
-	return time.Duration(n) * time.Second, nil
-}
+// Ranges of the fetcher's numeric settings (docs/settings.md), besides
+// annotations.FetchIntervalSecRange and sidecar.MaxArtifactBytesRange.
+var (
+	// maxRetriesRange: 0 retries forever; a thousand failures of one
+	// digest, each an hour apart at most, is forever in all but name.
+	maxRetriesRange = bounds.Int{Min: 0, Max: 1000, Unit: "retries"}
+	// backoffMaxSecRange: a fetcher that waits over an hour between tries
+	// of one digest has given up on it; beyond 9223372036 s the delay
+	// would overflow into a negative one.
+	backoffMaxSecRange = bounds.Int{Min: 1, Max: 3600, Unit: "seconds"}
+	// metricsPortRange: 0 picks a free port, as net.Listen does.
+	metricsPortRange = bounds.Int{Min: 0, Max: 65535}
+)
 
 // metricsPort checks a listen address and returns its port.
 func metricsPort(addr string) (string, error) {
@@ -237,8 +237,8 @@ func metricsPort(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("must be host:port: %w", err)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return "", fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	if _, err := metricsPortRange.Parse(port); err != nil {
+		return "", fmt.Errorf("port %w", err)
 	}
 	return port, nil
 }
@@ -283,7 +283,10 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 			v = s.def
 		}
 		if err := s.apply(&c, v); err != nil {
-			return Config{}, &ConfigError{Setting: settingName(s.env), Err: fmt.Errorf("%q: %w", v, err)}
+			if _, named := err.(*bounds.Error); !named { // it names the value
+				err = fmt.Errorf("%q: %w", v, err)
+			}
+			return Config{}, &ConfigError{Setting: settingName(s.env), Err: err}
 		}
 	}
 	if c.PodName == "" {

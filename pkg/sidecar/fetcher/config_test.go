@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,7 @@ func TestConfigEnvAndFlagSymmetry(t *testing.T) {
 		{sidecar.EnvFetchMode, "fetch-mode", "poll", "watch", func(c Config) string { return string(c.FetchMode) }, "", ""},
 		{sidecar.EnvMaxRetries, "max-retries", "3", "4", func(c Config) string { return fmt.Sprint(c.MaxRetries) }, "", ""},
 		{sidecar.EnvBackoffMaxSec, "backoff-max-sec", "10", "20", func(c Config) string { return c.BackoffMax.String() }, "10s", "20s"},
-		{sidecar.EnvMaxArtifactBytes, "max-artifact-bytes", "1000", "2000", func(c Config) string { return fmt.Sprint(c.MaxArtifactBytes) }, "", ""},
+		{sidecar.EnvMaxArtifactBytes, "max-artifact-bytes", "4096", "8192", func(c Config) string { return fmt.Sprint(c.MaxArtifactBytes) }, "", ""},
 		{sidecar.EnvCAFile, "ca-file", caA, caB, func(c Config) string { return c.CAFile }, "", ""},
 		{sidecar.EnvStoreURL, "store-url", "http://s1", "https://s2/x", func(c Config) string { return c.StoreURL.String() }, "", ""},
 		{sidecar.EnvStoreTokenFile, "store-token-file", "/t1", "/t2", func(c Config) string { return c.StoreTokenFile }, "", ""},
@@ -175,6 +176,46 @@ func TestConfigErrors(t *testing.T) {
 			for _, m := range tc.mention {
 				if !strings.Contains(err.Error(), m) {
 					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+		})
+	}
+}
+
+// TestConfigRanges: every numeric setting is refused below, above and far
+// above its range (9999999999 s overflowed the backoff into a negative
+// delay), and the error names the setting and the range.
+func TestConfigRanges(t *testing.T) {
+	cases := []struct {
+		env       string
+		min, max  string
+		below     []string
+		wantRange string
+	}{
+		{sidecar.EnvFetchIntervalSec, "1", "3600", []string{"0", "-1"}, "from 1 to 3600"},
+		{sidecar.EnvMaxRetries, "0", "1000", []string{"-1"}, "from 0 to 1000"},
+		{sidecar.EnvBackoffMaxSec, "1", "3600", []string{"0", "-1"}, "from 1 to 3600"},
+		{sidecar.EnvMaxArtifactBytes, "4096", "8589934592", []string{"4095", "1", "0", "-1"}, "from 4096 to 8589934592"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.env, func(t *testing.T) {
+			for _, v := range []string{tc.min, tc.max} {
+				if _, err := load(with(tc.env, v)); err != nil {
+					t.Errorf("%s=%s: %v", tc.env, v, err)
+				}
+			}
+			above := []string{"9999999999", "9999999999999999999", "1e3", "5s", " 5", "0x10"}
+			n, _ := strconv.ParseInt(tc.max, 10, 64)
+			above = append(above, strconv.FormatInt(n+1, 10))
+			for _, v := range append(tc.below, above...) {
+				_, err := load(with(tc.env, v))
+				var ce *ConfigError
+				if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.env) || !strings.Contains(err.Error(), tc.wantRange) || !strings.Contains(err.Error(), strconv.Quote(v)) {
+					t.Errorf("%s=%q: %v; want a *ConfigError naming it, the value and %q", tc.env, v, err, tc.wantRange)
+				}
+				_, err = load(base(), "--"+FlagName(tc.env)+"="+v)
+				if !strings.Contains(fmt.Sprint(err), "--"+FlagName(tc.env)) {
+					t.Errorf("--%s=%q: %v; want the flag named", FlagName(tc.env), v, err)
 				}
 			}
 		})
