@@ -208,8 +208,12 @@ func TestClusterStoreAccess(t *testing.T) {
 		}
 		t.Logf("%s: %d %.120q", r.Name, r.Status, r.Body)
 		seen++
-		if r.Status != want[r.Name] || r.HasDigest {
-			t.Errorf("%s: %d (digest in the answer: %v), want %d and no digest", r.Name, r.Status, r.HasDigest, want[r.Name])
+		// The blob requests name the digest themselves, and the store may
+		// say it back (a 404 of one's own scope does); the fetcher's
+		// endpoints, asked for nothing, must not tell it.
+		leaks := r.HasDigest && strings.Contains(r.Name, "fetcher")
+		if r.Status != want[r.Name] || leaks {
+			t.Errorf("%s: %d (digest in the answer: %v), want %d and no digest from a fetcher", r.Name, r.Status, r.HasDigest, want[r.Name])
 		}
 	}
 	if seen != len(want) {
