@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/fleet"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -50,6 +51,10 @@ type Options struct {
 	// its own /metrics (package fleet). Off by default, because it needs
 	// cluster-wide read access to pods and pods/log.
 	IngestFetcherLogs bool
+	// FleetStreamsPerNamespace bounds the fetcher log streams that fleet
+	// metrics keep open for one namespace, so that one namespace's fetchers
+	// cannot take every stream (fleet.MaxStreams in all).
+	FleetStreamsPerNamespace int
 	// SkipControllerNameValidation lets one process build the manager more
 	// than once, as tests that restart the webhook do. It has no flag.
 	SkipControllerNameValidation bool
@@ -76,6 +81,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.BoolVar(&o.IngestFetcherLogs, "ingest-fetcher-logs", false, "Tail the fetchers' logs and export their refreshes per namespace on /metrics; needs list,watch on pods and get on pods/log cluster-wide. "+IngestEnv+"=1 also turns it on.")
+	fs.IntVar(&o.FleetStreamsPerNamespace, "fleet-streams-per-namespace", fleet.DefaultStreamsPerNamespace, fmt.Sprintf("With --ingest-fetcher-logs, the fetcher log streams open at once for one namespace, 1 to %d (the bound of all).", fleet.MaxStreams))
 }
 
 // DefaultImageLookupTimeout is --image-lookup-timeout's default: half the
@@ -129,6 +135,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ImageLookup && (o.ImageLookupTimeout < 100*time.Millisecond || o.ImageLookupTimeout > 30*time.Second) {
 		return fmt.Errorf("--image-lookup-timeout=%s: want 100ms to 30s, inside the webhook's timeoutSeconds", o.ImageLookupTimeout)
+	}
+	if o.IngestFetcherLogs && (o.FleetStreamsPerNamespace < 1 || o.FleetStreamsPerNamespace > fleet.MaxStreams) {
+		return fmt.Errorf("--fleet-streams-per-namespace=%d: want 1 to %d", o.FleetStreamsPerNamespace, fleet.MaxStreams)
 	}
 	if len(o.ImagePullSecrets) > 0 && o.Namespace == "" {
 		return fmt.Errorf("--image-pull-secrets is set but %s is not: the secrets are read in the webhook's own namespace", EnvNamespace)

@@ -18,6 +18,9 @@ func TestFlagsAndValidate(t *testing.T) {
 		{args: []string{"--sidecar-mode=sidecar"}, wantErr: `--sidecar-mode="sidecar"`},
 		{args: []string{"--webhook-port=0"}, wantErr: "--webhook-port=0"},
 		{args: []string{"--fetcher-image="}, wantErr: "--fetcher-image is empty"},
+		{args: []string{"--ingest-fetcher-logs", "--fleet-streams-per-namespace=0"}, wantErr: "--fleet-streams-per-namespace=0: want 1 to 100"},
+		{args: []string{"--ingest-fetcher-logs", "--fleet-streams-per-namespace=101"}, wantErr: "--fleet-streams-per-namespace=101: want 1 to 100"},
+		{args: []string{"--ingest-fetcher-logs", "--fleet-streams-per-namespace=100"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var o Options
