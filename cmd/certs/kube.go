@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,38 +16,113 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
-// ensureSecret keeps a good Secret, or writes a new bundle into it, and
-// returns the bundle in force and whether it is new.
-func ensureSecret(ctx context.Context, cs kubernetes.Interface, o options, names []string) (Bundle, bool, error) {
+// renew brings the CA Secret, the caBundle and the serving Secret to
+// where o asks, in the one order that never leaves the API server without
+// trust in the certificate the manager serves: the CA Secret, then the
+// caBundle (every CA that signed a certificate the manager may serve, or
+// will), then the serving Secret. A renewal signs with the CA kept in the
+// CA Secret, so the caBundle stays as it is; a new CA comes only with
+// --rotate-ca, in three runs (see caState.rotate). It reports what it did
+// on out.
+func renew(ctx context.Context, cs kubernetes.Interface, o options, now time.Time, out io.Writer) error {
 	secrets := cs.CoreV1().Secrets(o.namespace)
-	cur, err := secrets.Get(ctx, o.secret, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		cur = nil
-	case err != nil:
-		return Bundle{}, false, fmt.Errorf("secret %s/%s: %w", o.namespace, o.secret, err)
-	}
-	now := time.Now()
-	if cur != nil && !o.force {
-		have := Bundle{
-			CertPEM: cur.Data[corev1.TLSCertKey],
-			KeyPEM:  cur.Data[corev1.TLSPrivateKeyKey],
-			CAPEM:   cur.Data[caKey],
-		}
-		if have.Check(names, now, o.renewBefore) == nil {
-			return have, false, nil
-		}
-	}
-	b, err := NewBundle(names, o.validity, now)
+	serving, err := getSecret(ctx, secrets, o.namespace, o.secret)
 	if err != nil {
-		return Bundle{}, false, err
+		return err
+	}
+	caSecret, err := getSecret(ctx, secrets, o.namespace, o.caSecret)
+	if err != nil {
+		return err
+	}
+	var st caState
+	switch {
+	case caSecret != nil:
+		if st, err = decodeCAState(caSecret.Data); err != nil {
+			return fmt.Errorf("secret %s/%s: %w (restore it from a backup, or delete it and the serving Secret %s to start over with a new CA)", o.namespace, o.caSecret, err, o.secret)
+		}
+	case serving != nil && len(serving.Data[caKey]) > 0:
+		if st, err = migratedCAState(serving.Data[caKey], now); err != nil {
+			return fmt.Errorf("secret %s/%s: %w", o.namespace, o.secret, err)
+		}
+		fmt.Fprintf(out, "secret %s/%s: no CA kept (an older cmd/certs threw its key away): a new CA signs from now on, the old one stays trusted until --rotate-ca=finish\n", o.namespace, o.caSecret)
+	default:
+		if st, err = newCAState(now); err != nil {
+			return err
+		}
+	}
+	var servingCert []byte
+	if serving != nil {
+		servingCert = serving.Data[corev1.TLSCertKey]
+	}
+	reissue, err := st.rotate(o.rotateCA, servingCert, now, o.reloadWait)
+	if err != nil {
+		return err
+	}
+
+	caData, err := st.encode()
+	if err != nil {
+		return err
+	}
+	if err := writeSecret(ctx, secrets, caSecret, o.namespace, o.caSecret, caData); err != nil {
+		return err
+	}
+	trusted := st.trusted()
+	patched, err := patchCABundle(ctx, cs, o, trusted)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "mutatingwebhookconfiguration %s: caBundle on %v trusts %d CA(s)\n", o.webhook, patched, strings.Count(string(trusted), "BEGIN CERTIFICATE"))
+
+	names := DNSNames(o.service, o.namespace)
+	b := Bundle{CAPEM: trusted}
+	if serving != nil {
+		b.CertPEM, b.KeyPEM = serving.Data[corev1.TLSCertKey], serving.Data[corev1.TLSPrivateKeyKey]
+	}
+	why := b.Check(names, now, o.renewBefore)
+	switch {
+	case serving == nil:
+		why = errors.New("none yet")
+	case reissue:
+		why = fmt.Errorf("--rotate-ca=%s", o.rotateCA)
+	case o.force:
+		why = errors.New("--force")
+	}
+	if why == nil {
+		fmt.Fprintf(out, "secret %s/%s: certificate still valid, kept\n", o.namespace, o.secret)
+	} else {
+		if b, err = issueBundle(st.signing, trusted, names, o.validity, now); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "secret %s/%s: new serving certificate for %v (%v)\n", o.namespace, o.secret, names, why)
 	}
 	data := map[string][]byte{corev1.TLSCertKey: b.CertPEM, corev1.TLSPrivateKeyKey: b.KeyPEM, caKey: b.CAPEM}
+	return writeSecret(ctx, secrets, serving, o.namespace, o.secret, data)
+}
+
+// getSecret reads a Secret, nil when there is none.
+func getSecret(ctx context.Context, secrets typedcorev1.SecretInterface, namespace, name string) (*corev1.Secret, error) {
+	s, err := secrets.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("secret %s/%s: %w", namespace, name, err)
+	}
+	if s.Type != corev1.SecretTypeTLS {
+		return nil, fmt.Errorf("secret %s/%s has type %s, want %s: delete it or pick another name", namespace, name, s.Type, corev1.SecretTypeTLS)
+	}
+	return s, nil
+}
+
+// writeSecret creates the kubernetes.io/tls Secret name with data, or
+// updates cur to it when its data differ.
+func writeSecret(ctx context.Context, secrets typedcorev1.SecretInterface, cur *corev1.Secret, namespace, name string, data map[string][]byte) error {
 	if cur == nil {
 		s := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: o.secret, Namespace: o.namespace, Labels: map[string]string{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{
 				"app.kubernetes.io/name":       "aether-devhot",
 				"app.kubernetes.io/managed-by": "aether-devhot-certs",
 			}},
@@ -50,18 +130,19 @@ func ensureSecret(ctx context.Context, cs kubernetes.Interface, o options, names
 			Data: data,
 		}
 		if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil {
-			return Bundle{}, false, fmt.Errorf("creating secret %s/%s: %w", o.namespace, o.secret, err)
+			return fmt.Errorf("creating secret %s/%s: %w", namespace, name, err)
 		}
-		return b, true, nil
+		return nil
 	}
-	if cur.Type != corev1.SecretTypeTLS {
-		return Bundle{}, false, fmt.Errorf("secret %s/%s has type %s, want %s: delete it or pick another --secret", o.namespace, o.secret, cur.Type, corev1.SecretTypeTLS)
+	if maps.EqualFunc(cur.Data, data, bytes.Equal) {
+		return nil
 	}
+	cur = cur.DeepCopy()
 	cur.Data = data
 	if _, err := secrets.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-		return Bundle{}, false, fmt.Errorf("updating secret %s/%s: %w", o.namespace, o.secret, err)
+		return fmt.Errorf("updating secret %s/%s: %w", namespace, name, err)
 	}
-	return b, true, nil
+	return nil
 }
 
 // caKey is the Secret key of the CA, as cert-manager names it.
@@ -71,7 +152,7 @@ const caKey = "ca.crt"
 // calls the Service, and returns their names. A JSON patch with a test of
 // each webhook's name makes a concurrent reorder fail instead of patching
 // the wrong webhook.
-func patchCABundle(ctx context.Context, cs kubernetes.Interface, o options, b Bundle) ([]string, error) {
+func patchCABundle(ctx context.Context, cs kubernetes.Interface, o options, caBundle []byte) ([]string, error) {
 	mwcs := cs.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	mwc, err := mwcs.Get(ctx, o.webhook, metav1.GetOptions{})
 	if err != nil {
@@ -92,7 +173,7 @@ func patchCABundle(ctx context.Context, cs kubernetes.Interface, o options, b Bu
 		base := fmt.Sprintf("/webhooks/%d", i)
 		ops = append(ops,
 			op{Op: "test", Path: base + "/name", Value: w.Name},
-			op{Op: "add", Path: base + "/clientConfig/caBundle", Value: b.CAPEM}, // []byte marshals to base64
+			op{Op: "add", Path: base + "/clientConfig/caBundle", Value: caBundle}, // []byte marshals to base64
 		)
 		patched = append(patched, w.Name)
 	}

@@ -11,12 +11,12 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/pki"
 )
 
-// caValidity is the CA's lifetime. It outlives many serving certificates so
-// that a renewal rarely has to touch the caBundle.
+// caValidity is the CA's lifetime. It outlives many serving certificates:
+// a renewal signs with the same CA and leaves the caBundle as it is.
 const caValidity = 10 * 365 * 24 * time.Hour
 
-// Bundle is a serving certificate, its key, and the CA that signed it, all
-// PEM: the three keys of the Secret.
+// Bundle is a serving certificate, its key, and the CAs trusted to have
+// signed it (the caBundle), all PEM: the three keys of the serving Secret.
 type Bundle struct {
 	CertPEM, KeyPEM, CAPEM []byte
 }
@@ -32,26 +32,22 @@ func DNSNames(service, namespace string) []string {
 	}
 }
 
-// NewBundle makes a new CA and a serving certificate for names, valid from
-// now for validity.
-func NewBundle(names []string, validity time.Duration, now time.Time) (Bundle, error) {
+// issueBundle signs a serving certificate for names with ca, valid from
+// now for validity; the bundle's CA is trusted, the caBundle in force.
+func issueBundle(ca *pki.CA, trusted []byte, names []string, validity time.Duration, now time.Time) (Bundle, error) {
 	if len(names) == 0 {
 		return Bundle{}, errors.New("no DNS names")
-	}
-	ca, err := pki.NewCA("aether-devhot-ca", caValidity, now)
-	if err != nil {
-		return Bundle{}, err
 	}
 	cert, key, err := ca.Issue(pki.Leaf{CommonName: names[0], DNSNames: names, Server: true}, validity, now)
 	if err != nil {
 		return Bundle{}, fmt.Errorf("serving certificate: %w", err)
 	}
-	return Bundle{CertPEM: cert, KeyPEM: key, CAPEM: ca.CertPEM}, nil
+	return Bundle{CertPEM: cert, KeyPEM: key, CAPEM: trusted}, nil
 }
 
 // Check reports why b cannot serve names until now+renewBefore, or nil if it
-// can: the key must match, and the certificate must chain to the CA, cover
-// every name and not expire within renewBefore.
+// can: the key must match, and the certificate must chain to a CA of
+// b.CAPEM, cover every name and not expire within renewBefore.
 func (b Bundle) Check(names []string, now time.Time, renewBefore time.Duration) error {
 	pair, err := tls.X509KeyPair(b.CertPEM, b.KeyPEM)
 	if err != nil {

@@ -8,13 +8,25 @@ import (
 	"time"
 )
 
-func TestNewBundleServesEveryName(t *testing.T) {
-	now := time.Now()
-	names := DNSNames("aether-devhot", "aether-system")
-	b, err := NewBundle(names, 24*time.Hour, now)
+// newTestBundle is a serving bundle for names, valid for validity, from a
+// CA of its own.
+func newTestBundle(t *testing.T, names []string, validity time.Duration, now time.Time) Bundle {
+	t.Helper()
+	st, err := newCAState(now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b, err := issueBundle(st.signing, st.trusted(), names, validity, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestIssueBundleServesEveryName(t *testing.T) {
+	now := time.Now()
+	names := DNSNames("aether-devhot", "aether-system")
+	b := newTestBundle(t, names, 24*time.Hour, now)
 	if err := b.Check(names, now, time.Hour); err != nil {
 		t.Fatalf("fresh bundle fails its own check: %v", err)
 	}
@@ -42,14 +54,8 @@ func TestNewBundleServesEveryName(t *testing.T) {
 func TestCheckRejects(t *testing.T) {
 	now := time.Now()
 	names := DNSNames("aether-devhot", "aether-system")
-	good, err := NewBundle(names, 24*time.Hour, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := NewBundle(names, 24*time.Hour, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good := newTestBundle(t, names, 24*time.Hour, now)
+	other := newTestBundle(t, names, 24*time.Hour, now)
 	for _, tc := range []struct {
 		name        string
 		b           Bundle

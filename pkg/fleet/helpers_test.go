@@ -47,6 +47,8 @@ func samples(t testing.TB, reg prometheus.Gatherer) map[string]float64 {
 			switch mf.GetType() {
 			case dto.MetricType_COUNTER:
 				out[mf.GetName()+labels] = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				out[mf.GetName()+labels] = m.GetGauge().GetValue()
 			case dto.MetricType_HISTOGRAM:
 				out[mf.GetName()+"_count"+labels] = float64(m.GetHistogram().GetSampleCount())
 				out[mf.GetName()+"_sum"+labels] = m.GetHistogram().GetSampleSum()

@@ -4,17 +4,22 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/test/framework/wait"
@@ -30,13 +35,28 @@ func failAt(d time.Duration, reason string) string {
 }
 
 // fetcherPod is a dev-hot pod whose fetcher runs, as an initContainer in
-// native mode or a container in legacy mode.
+// native mode or a container in legacy mode, owned by the ReplicaSet
+// name-rs of an injected Deployment name (startIngester makes both).
 func fetcherPod(namespace, name string, native bool) *corev1.Pod {
+	return replica(namespace, name, name, native)
+}
+
+// replica is fetcherPod for a pod name of Deployment deployment.
+func replica(namespace, deployment, name string, native bool) *corev1.Pod {
+	pod := strayPod(namespace, name, native)
+	pod.OwnerReferences = []metav1.OwnerReference{controllerRef("ReplicaSet", namespace, deployment+"-rs")}
+	return pod
+}
+
+// strayPod looks like a dev-hot pod — the annotation, a running
+// aether-fetcher — but nothing owns it: anyone who may create pods can
+// make one.
+func strayPod(namespace, name string, native bool) *corev1.Pod {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:   namespace,
 			Name:        name,
-			UID:         types.UID("uid-" + namespace + "-" + name),
+			UID:         uid(namespace, name),
 			Annotations: map[string]string{annotations.DevHot: annotations.DevHotEnabled},
 		},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning},
@@ -48,6 +68,38 @@ func fetcherPod(namespace, name string, native bool) *corev1.Pod {
 		pod.Status.ContainerStatuses = st
 	}
 	return pod
+}
+
+func uid(namespace, name string) types.UID { return types.UID("uid-" + namespace + "-" + name) }
+
+func controllerRef(kind, namespace, name string) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: "apps/v1", Kind: kind, Name: name, UID: uid(namespace, name), Controller: ptr.To(true)}
+}
+
+// ownersOf are the ReplicaSets that pods name as their controller, each
+// owned by the Deployment whose name it ends in -rs, with the webhook's
+// injection record.
+func ownersOf(pods []*corev1.Pod) []runtime.Object {
+	var objs []runtime.Object
+	seen := map[string]bool{}
+	for _, p := range pods {
+		ref := metav1.GetControllerOf(p)
+		if ref == nil || seen[p.Namespace+"/"+ref.Name] {
+			continue
+		}
+		seen[p.Namespace+"/"+ref.Name] = true
+		deployment := strings.TrimSuffix(ref.Name, "-rs")
+		objs = append(objs,
+			&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{
+				Namespace: p.Namespace, Name: ref.Name, UID: ref.UID,
+				OwnerReferences: []metav1.OwnerReference{controllerRef("Deployment", p.Namespace, deployment)},
+			}},
+			&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{
+				Namespace: p.Namespace, Name: deployment, UID: uid(p.Namespace, deployment),
+				Annotations: map[string]string{annotations.Injected: `{"v":1}`},
+			}})
+	}
+	return objs
 }
 
 // ingestHarness runs an Ingester against a fake clientset for the pods and
@@ -64,14 +116,20 @@ type ingestHarness struct {
 
 func startIngester(t *testing.T, logs *fakeLogs, pods ...*corev1.Pod) *ingestHarness {
 	t.Helper()
+	return startIngesterWith(t, logs, nil, pods...)
+}
+
+// startIngesterWith is startIngester with more options.
+func startIngesterWith(t *testing.T, logs *fakeLogs, opts []Option, pods ...*corev1.Pod) *ingestHarness {
+	t.Helper()
 	h := &ingestHarness{t: t, logs: logs, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
-	var objs []runtime.Object
+	objs := ownersOf(pods)
 	for _, p := range pods {
 		objs = append(objs, p)
 	}
 	h.client = fake.NewClientset(objs...)
-	ing, err := New(h.client, h.reg, testr.NewWithOptions(t, testr.Options{Verbosity: 1}),
-		WithLogSource(logs), WithBackoff(time.Millisecond, 10*time.Millisecond), withClock(func() time.Time { return t0 }))
+	opts = append([]Option{WithLogSource(logs), WithBackoff(time.Millisecond, 10*time.Millisecond), withClock(func() time.Time { return t0 })}, opts...)
+	ing, err := New(h.client, h.reg, testr.NewWithOptions(t, testr.Options{Verbosity: 1}), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,13 +140,15 @@ func startIngester(t *testing.T, logs *fakeLogs, pods ...*corev1.Pod) *ingestHar
 	t.Cleanup(h.stop)
 	// The fake clientset drops changes made between the informer's list
 	// and its watch; wait for the watch before the script changes pods.
-	wait.For(t, "the pod informer watches", 5*time.Second, func() error {
-		for _, a := range h.client.Actions() {
-			if a.GetVerb() == "watch" && a.GetResource().Resource == "pods" {
-				return nil
+	wait.For(t, "the informers watch", 5*time.Second, func() error {
+		for _, r := range []string{"pods", "replicasets", "deployments"} {
+			if !slices.ContainsFunc(h.client.Actions(), func(a k8stesting.Action) bool {
+				return a.GetVerb() == "watch" && a.GetResource().Resource == r
+			}) {
+				return fmt.Errorf("no watch on %s in %d actions", r, len(h.client.Actions()))
 			}
 		}
-		return fmt.Errorf("no watch on pods in %d actions", len(h.client.Actions()))
+		return nil
 	})
 	return h
 }

@@ -27,6 +27,13 @@ const (
 	// unparseable field (Record.Malformed); they are counted above as well,
 	// so this only says that the parser and the fetchers disagree.
 	MetricMalformedLinesTotal = "dev_hot_fleet_malformed_lines_total"
+	// MetricIgnoredPods is a gauge of the pods that have the dev-hot
+	// annotation and a fetcher container but that no injected Deployment
+	// owns: their logs are not read.
+	MetricIgnoredPods = "dev_hot_fleet_pods_ignored"
+	// MetricStreamsWaiting is a gauge of the fetchers whose log waits for a
+	// stream slot, their namespace's or the shared ones.
+	MetricStreamsWaiting = "dev_hot_fleet_streams_waiting"
 )
 
 // Metrics are the fleet series, labelled by the fetcher pod's namespace.
@@ -41,6 +48,10 @@ type Metrics struct {
 	Latency *prometheus.HistogramVec
 	// Malformed is dev_hot_fleet_malformed_lines_total{namespace}.
 	Malformed *prometheus.CounterVec
+	// IgnoredPods is dev_hot_fleet_pods_ignored{namespace}.
+	IgnoredPods *prometheus.GaugeVec
+	// StreamsWaiting is dev_hot_fleet_streams_waiting{namespace}.
+	StreamsWaiting *prometheus.GaugeVec
 
 	mu     sync.Mutex
 	warmed map[string]bool
@@ -76,6 +87,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if m.Malformed, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricMalformedLinesTotal,
 		Help: "Fetcher marker log lines with a missing or unparseable field.",
+	}, []string{"namespace"})); err != nil {
+		return nil, err
+	}
+	if m.IgnoredPods, err = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: MetricIgnoredPods,
+		Help: "Pods with the dev-hot annotation and a fetcher container that no injected Deployment owns; their logs are not read.",
+	}, []string{"namespace"})); err != nil {
+		return nil, err
+	}
+	if m.StreamsWaiting, err = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: MetricStreamsWaiting,
+		Help: "Fetchers whose log waits for a stream slot (see --fleet-streams-per-namespace).",
 	}, []string{"namespace"})); err != nil {
 		return nil, err
 	}

@@ -20,7 +20,7 @@ const activePods = "status.phase!=" + string(corev1.PodSucceeded) + ",status.pha
 
 // slimPod is the informer's transform: every pod in the cluster is cached,
 // so each keeps only what ingestion reads — identity, and for dev-hot pods
-// the annotation and the fetcher's status.
+// the annotation, the controller and the fetcher's status.
 func slimPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -40,6 +40,7 @@ func slimPod(obj any) (any, error) {
 		return slim, nil
 	}
 	slim.Annotations = map[string]string{annotations.DevHot: annotations.DevHotEnabled}
+	slim.OwnerReferences = controllerOnly(pod)
 	// Native mode puts the fetcher among initContainers, legacy mode among
 	// containers; the statuses say which, and whether it runs.
 	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {

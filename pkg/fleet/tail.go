@@ -99,9 +99,14 @@ func (i *Ingester) run(ctx context.Context, t *tail) {
 // the marker lines it has not counted yet. It reports whether any new line
 // was read.
 func (i *Ingester) read(ctx context.Context, t *tail, previous bool) (bool, error) {
-	select {
-	case i.slots <- struct{}{}:
-	case <-ctx.Done():
+	// The namespace's slot first: a namespace at its bound waits without
+	// holding one of the slots that the others share.
+	ns := i.namespaceSlots(t.namespace)
+	if !i.acquire(ctx, ns, t.namespace) {
+		return false, ctx.Err()
+	}
+	defer func() { <-ns }()
+	if !i.acquire(ctx, i.slots, t.namespace) {
 		return false, ctx.Err()
 	}
 	defer func() { <-i.slots }()
@@ -138,6 +143,42 @@ func (i *Ingester) read(ctx context.Context, t *tail, previous bool) (bool, erro
 		if marker {
 			i.metrics.Observe(t.namespace, r)
 		}
+	}
+}
+
+// namespaceSlots is the semaphore of namespace's streams.
+func (i *Ingester) namespaceSlots(namespace string) chan struct{} {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	ch := i.nsSlots[namespace]
+	if ch == nil {
+		ch = make(chan struct{}, i.perNamespace)
+		i.nsSlots[namespace] = ch
+	}
+	return ch
+}
+
+// acquire takes a slot of sem for a fetcher of namespace, false when ctx
+// ends first. While it waits, the fetcher counts in StreamsWaiting, and the
+// first wait of each namespace is logged.
+func (i *Ingester) acquire(ctx context.Context, sem chan struct{}, namespace string) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+	}
+	i.noteMu.Lock()
+	i.tellOnce("waiting", namespace, "every log stream slot is taken: fetchers of this namespace wait for one to free",
+		"perNamespace", i.perNamespace, "total", MaxStreams, "metric", MetricStreamsWaiting)
+	i.noteMu.Unlock()
+	waiting := i.metrics.StreamsWaiting.WithLabelValues(namespace)
+	waiting.Inc()
+	defer waiting.Dec()
+	select {
+	case sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

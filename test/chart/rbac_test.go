@@ -94,6 +94,7 @@ func managerAccess(ns string, fleet bool, pullSecrets []string) []accessCheck {
 	allow(true, []string{"get", "create", "update"}, "leases.coordination.k8s.io", "", ns)
 	allow(fleet, []string{"list", "watch"}, "pods", "", "")
 	allow(fleet, []string{"get"}, "pods", "log", "")
+	allow(fleet, []string{"list", "watch"}, "replicasets.apps", "", "")
 	for _, name := range pullSecrets {
 		rows = append(rows, accessCheck{access{verb: "get", resource: "secrets", namespace: ns, name: name}, true})
 		rows = append(rows, accessCheck{access{verb: "get", resource: "secrets", namespace: "default", name: name}, false})

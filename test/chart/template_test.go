@@ -523,6 +523,7 @@ func TestClusterRoleIsWhatTheCodeUses(t *testing.T) {
 	fleet := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"list", "watch"}},
 	}
 	for _, tc := range []struct {
 		name string

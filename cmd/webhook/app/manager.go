@@ -110,7 +110,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("readmit reconciler: %w", err)
 	}
 	if o.IngestFetcherLogs {
-		if err := addIngester(mgr); err != nil {
+		if err := addIngester(mgr, o.FleetStreamsPerNamespace); err != nil {
 			return nil, fmt.Errorf("--ingest-fetcher-logs: %w", err)
 		}
 	}
@@ -144,12 +144,12 @@ func imageLookups(mgr ctrl.Manager, o Options) *registry.Registry {
 // controller-runtime's registry, which the manager serves at /metrics. It
 // watches pods through an informer of its own, not the manager's cache, so
 // that pods are cached only when fleet metrics are on.
-func addIngester(mgr ctrl.Manager) error {
+func addIngester(mgr ctrl.Manager, perNamespace int) error {
 	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return err
 	}
-	ing, err := fleet.New(cs, metrics.Registry, mgr.GetLogger().WithName("fleet"))
+	ing, err := fleet.New(cs, metrics.Registry, mgr.GetLogger().WithName("fleet"), fleet.WithStreamsPerNamespace(perNamespace))
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,7 @@ func TestNewManagerFleetMetrics(t *testing.T) {
 				FetcherImage:                 DefaultFetcherImage,
 				SidecarMode:                  string(sidecar.ModeLegacy),
 				IngestFetcherLogs:            tc.ingest,
+				FleetStreamsPerNamespace:     fleet.DefaultStreamsPerNamespace,
 				SkipControllerNameValidation: true,
 			})
 			if err != nil {

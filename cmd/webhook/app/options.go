@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/bounds"
+	"github.com/aether-dev/aether-devhot/pkg/fleet"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/store"
 )
@@ -56,6 +57,10 @@ type Options struct {
 	// its own /metrics (package fleet). Off by default, because it needs
 	// cluster-wide read access to pods and pods/log.
 	IngestFetcherLogs bool
+	// FleetStreamsPerNamespace bounds the fetcher log streams that fleet
+	// metrics keep open for one namespace, so that one namespace's fetchers
+	// cannot take every stream (fleet.MaxStreams in all).
+	FleetStreamsPerNamespace int
 	// SkipControllerNameValidation lets one process build the manager more
 	// than once, as tests that restart the webhook do. It has no flag.
 	SkipControllerNameValidation bool
@@ -86,11 +91,18 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.BoolVar(&o.IngestFetcherLogs, "ingest-fetcher-logs", false, "Tail the fetchers' logs and export their refreshes per namespace on /metrics; needs list,watch on pods and get on pods/log cluster-wide. "+IngestEnv+"=1 also turns it on.")
+	o.FleetStreamsPerNamespace = fleet.DefaultStreamsPerNamespace
+	fs.Var(bounds.IntFlag[int]{P: &o.FleetStreamsPerNamespace, Range: FleetStreamsPerNamespaceRange}, "fleet-streams-per-namespace",
+		"With --ingest-fetcher-logs, the fetcher log streams open at once for one namespace ("+FleetStreamsPerNamespaceRange.String()+", the bound of all).")
 }
 
 // WebhookPortRange is the range of --webhook-port: any TCP port but 0,
 // since the API server must be told the port in advance.
 var WebhookPortRange = bounds.Int{Min: 1, Max: 65535}
+
+// FleetStreamsPerNamespaceRange is the range of
+// --fleet-streams-per-namespace: at least one stream, at most all of them.
+var FleetStreamsPerNamespaceRange = bounds.Int{Min: 1, Max: fleet.MaxStreams}
 
 // ImageLookupTimeoutRange is the range of --image-lookup-timeout: under
 // 100ms no registry answers; over 30s is past the API server's limit on a
@@ -154,6 +166,9 @@ func (o *Options) Validate() error {
 	}
 	if err := ImageLookupTimeoutRange.Check(o.ImageLookupTimeout); o.ImageLookup && err != nil {
 		return fmt.Errorf("--image-lookup-timeout: %w, inside the webhook's timeoutSeconds", err)
+	}
+	if err := FleetStreamsPerNamespaceRange.Check(int64(o.FleetStreamsPerNamespace)); o.IngestFetcherLogs && err != nil {
+		return fmt.Errorf("--fleet-streams-per-namespace: %w", err)
 	}
 	if len(o.ImagePullSecrets) > 0 && o.Namespace == "" {
 		return fmt.Errorf("--image-pull-secrets is set but %s is not: the secrets are read in the webhook's own namespace", EnvNamespace)

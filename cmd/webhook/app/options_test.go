@@ -31,6 +31,9 @@ func TestFlagsAndValidate(t *testing.T) {
 		{args: []string{"--store-url=http://aether-devhot-store.aether-system.svc"}},
 		{args: []string{"--store-url=aether-devhot-store"}, wantErr: `--store-url: store URL "aether-devhot-store": want http:// or https://`},
 		{args: []string{"--store-url=http://u:p@store"}, wantErr: "must not carry credentials"},
+		{args: []string{"--ingest-fetcher-logs", "--fleet-streams-per-namespace=0"}, wantErr: `invalid value "0" for flag -fleet-streams-per-namespace: "0" is not a whole number from 1 to 100`},
+		{args: []string{"--ingest-fetcher-logs", "--fleet-streams-per-namespace=101"}, wantErr: "from 1 to 100"},
+		{args: []string{"--ingest-fetcher-logs", "--fleet-streams-per-namespace=100"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var o Options
