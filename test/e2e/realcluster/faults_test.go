@@ -172,7 +172,7 @@ func TestClusterLabelRemovedWhileWebhookDown(t *testing.T) {
 		}
 		// Until the revert, new pods need the fetcher's account.
 		if out := k.kubectl(t, "", "get", "serviceaccount", sa, "--ignore-not-found", "-o", "name"); out == "" {
-			t.Fatalf("ServiceAccount %s deleted while the pod template still names it: %s", sa, got)
+			t.Fatalf("ServiceAccount %s deleted while the pod template is still injected: new pods would be refused", sa)
 		}
 		return fmt.Errorf("template still %s", got)
 	})
