@@ -65,3 +65,21 @@ func TestEqualJitterKeepsAFloor(t *testing.T) {
 		}
 	}
 }
+
+// Each key backs off on its own, and Forget starts it over.
+func TestFailuresPerKey(t *testing.T) {
+	b := Backoff{Base: time.Second, Max: 8 * time.Second, Equal: true}
+	var f Failures[string]
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
+		if got := f.Next("a", b); got < want/2 || got > want {
+			t.Errorf("failure %d of a: %s, want %s to %s", i+1, got, want/2, want)
+		}
+	}
+	if got := f.Next("b", b); got > time.Second {
+		t.Errorf("first failure of b: %s, want at most 1s: keys share a count", got)
+	}
+	f.Forget("a")
+	if got := f.Next("a", b); got > time.Second {
+		t.Errorf("a after Forget: %s, want at most 1s", got)
+	}
+}

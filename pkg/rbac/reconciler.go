@@ -6,6 +6,7 @@ package rbac
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -13,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/backoff"
 	"github.com/aether-dev/aether-devhot/pkg/names"
 )
 
@@ -35,11 +38,32 @@ const (
 	ManagedBy      = "aether-devhot"
 )
 
-// Reconciler creates and removes the RBAC of dev-hot Deployments.
+// Reconciler creates the RBAC of dev-hot Deployments (labelled, and
+// injected by the webhook) and removes it when the label goes.
 type Reconciler struct {
-	Client   client.Client
-	Recorder events.EventRecorder
+	Client client.Client
+	// APIReader reads past the cache, which holds only the objects we
+	// labelled: it tells whether an object that already exists under one of
+	// our names is ours (the cache is behind) or someone else's.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// ConflictBackoff spaces out the retries of a Deployment whose RBAC
+	// cannot be made because another object holds one of its names; the
+	// zero value is DefaultConflictBackoff.
+	ConflictBackoff backoff.Backoff
+
+	failures backoff.Failures[types.NamespacedName]
 }
+
+// DefaultConflictBackoff: a name taken by someone else is a user's to fix,
+// so retries start at seconds and settle at minutes. The cache does not see
+// the foreign object go (it is not labelled), so retrying is how its
+// deletion is noticed.
+var DefaultConflictBackoff = backoff.Backoff{Base: 5 * time.Second, Max: 5 * time.Minute, Equal: true}
+
+// cacheBackoff spaces out the retries while the cache has not yet seen an
+// object this reconciler created.
+var cacheBackoff = backoff.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second, Equal: true}
 
 // SetupWithManager registers the reconciler. It sees a Deployment while it
 // carries the label or our record, before or after an update (so a label
@@ -69,21 +93,56 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var d appsv1.Deployment
 	if err := r.Client.Get(ctx, req.NamespacedName, &d); err != nil {
 		// A deleted Deployment's objects go with it through garbage collection.
+		r.failures.Forget(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if d.DeletionTimestamp != nil {
+		r.failures.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
-	if d.Labels[annotations.DevHot] == annotations.DevHotEnabled {
-		err := r.ensure(ctx, &d)
-		if apierrors.IsAlreadyExists(err) {
-			// The cache has not seen what an earlier pass created yet.
-			return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
-		}
+	// Only an injected Deployment runs a fetcher. A labelled one that
+	// admission missed gets no Role: it would be bound to the pods' own
+	// account (often the namespace's default), which the app holds.
+	_, injected := d.Annotations[annotations.Injected]
+	if d.Labels[annotations.DevHot] != annotations.DevHotEnabled || !injected {
+		r.failures.Forget(req.NamespacedName)
+		return ctrl.Result{}, r.remove(ctx, &d)
+	}
+	err := r.ensure(ctx, &d)
+	var conflict *ConflictError
+	switch {
+	case errors.As(err, &conflict):
+		delay := r.failures.Next(req.NamespacedName, r.conflictBackoff())
+		r.Recorder.Eventf(&d, nil, corev1.EventTypeWarning, "RBACConflict", "Reconcile",
+			"%v; the fetcher gets no rights until then. Trying again in %s", conflict, delay.Round(time.Second))
+		return ctrl.Result{RequeueAfter: delay}, nil
+	case errors.Is(err, errCacheBehind):
+		return ctrl.Result{RequeueAfter: r.failures.Next(req.NamespacedName, cacheBackoff)}, nil
+	case err != nil:
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.remove(ctx, &d)
+	r.failures.Forget(req.NamespacedName)
+	return ctrl.Result{}, nil
 }
+
+// ConflictError is an object that holds a name this reconciler makes for a
+// Deployment, but that it did not make for that Deployment. It is never
+// adopted, changed or deleted.
+type ConflictError struct {
+	Kind, Namespace, Name string
+	// Why says how it is not ours.
+	Why string
+	// Fix says what the user can do.
+	Fix string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s %s/%s %s: %s", e.Kind, e.Namespace, e.Name, e.Why, e.Fix)
+}
+
+// errCacheBehind: Create found an object that is ours which the cache has
+// not seen yet, or Update found a newer version than the cache's.
+var errCacheBehind = errors.New("the cache has not seen an object we created")
 
 // podServiceAccount is the account the Deployment's pods run as.
 func podServiceAccount(d *appsv1.Deployment) string {
@@ -96,42 +155,45 @@ func podServiceAccount(d *appsv1.Deployment) string {
 func (r *Reconciler) ensure(ctx context.Context, d *appsv1.Deployment) error {
 	sa := podServiceAccount(d)
 	var created []string
+	const fix = "delete or rename it, and the manager makes its own; it is never adopted"
 	if sa == names.ServiceAccount(d.Name) {
-		obj := &corev1.ServiceAccount{ObjectMeta: r.meta(d, sa)}
-		op, err := controllerutil.CreateOrUpdate(ctx, r.Client, obj, func() error { return r.own(d, obj) })
+		made, err := r.ensureOne(ctx, d, &corev1.ServiceAccount{}, "ServiceAccount", sa,
+			fix+", or give the pods a service account of your own in spec.template.spec.serviceAccountName",
+			func(client.Object) error { return nil })
 		if err != nil {
-			return fmt.Errorf("service account %s: %w", sa, err)
+			return err
 		}
-		if op == controllerutil.OperationResultCreated {
+		if made {
 			created = append(created, "ServiceAccount/"+sa)
 		}
 	}
-	role := &rbacv1.Role{ObjectMeta: r.meta(d, names.Role(d.Name))}
-	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, role, func() error {
-		role.Rules = Rules(d.Name)
-		return r.own(d, role)
+	role := names.Role(d.Name)
+	made, err := r.ensureOne(ctx, d, &rbacv1.Role{}, "Role", role, fix, func(o client.Object) error {
+		o.(*rbacv1.Role).Rules = Rules(d.Name)
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("role %s: %w", role.Name, err)
+		return err
 	}
-	if op == controllerutil.OperationResultCreated {
-		created = append(created, "Role/"+role.Name)
+	if made {
+		created = append(created, "Role/"+role)
 	}
-	rb := &rbacv1.RoleBinding{ObjectMeta: r.meta(d, names.Role(d.Name))}
-	op, err = controllerutil.CreateOrUpdate(ctx, r.Client, rb, func() error {
+	made, err = r.ensureOne(ctx, d, &rbacv1.RoleBinding{}, "RoleBinding", role, fix, func(o client.Object) error {
+		rb := o.(*rbacv1.RoleBinding)
 		// roleRef cannot change; a binding made for another role is recreated.
-		if rb.RoleRef.Name != "" && rb.RoleRef.Name != role.Name {
-			return fmt.Errorf("rolebinding %s refers to role %s, not %s: delete it", rb.Name, rb.RoleRef.Name, role.Name)
+		if rb.RoleRef.Name != "" && rb.RoleRef.Name != role {
+			return &ConflictError{Kind: "RoleBinding", Namespace: d.Namespace, Name: role,
+				Why: "refers to role " + rb.RoleRef.Name + ", not " + role, Fix: "delete it, and the manager makes it again"}
 		}
-		rb.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}
+		rb.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role}
 		rb.Subjects = []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: d.Namespace}}
-		return r.own(d, rb)
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("rolebinding %s: %w", rb.Name, err)
+		return err
 	}
-	if op == controllerutil.OperationResultCreated {
-		created = append(created, "RoleBinding/"+rb.Name)
+	if made {
+		created = append(created, "RoleBinding/"+role)
 	}
 	if len(created) > 0 {
 		r.Recorder.Eventf(d, nil, corev1.EventTypeNormal, "RBACCreated", "Reconcile",
@@ -140,16 +202,81 @@ func (r *Reconciler) ensure(ctx context.Context, d *appsv1.Deployment) error {
 	return nil
 }
 
+// ensureOne makes obj (an empty object of kind) named name in d's
+// namespace exist, controlled by d, with fill applied; it reports whether
+// it created it. An object of that name that d does not control is a
+// *ConflictError: unlabelled ones are invisible to the cache, so Create
+// meets them; labelled ones without our controller reference (made by
+// hand, or orphaned) are found in the cache. Neither is adopted.
+func (r *Reconciler) ensureOne(ctx context.Context, d *appsv1.Deployment, obj client.Object, kind, name, fix string, fill func(client.Object) error) (bool, error) {
+	key := types.NamespacedName{Namespace: d.Namespace, Name: name}
+	err := r.Client.Get(ctx, key, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		obj.SetName(name)
+		obj.SetNamespace(d.Namespace)
+		if err := fill(obj); err != nil {
+			return false, err
+		}
+		if err := r.own(d, obj); err != nil {
+			return false, err
+		}
+		err := r.Client.Create(ctx, obj)
+		if !apierrors.IsAlreadyExists(err) {
+			if err != nil {
+				return false, fmt.Errorf("creating %s %s: %w", kind, name, err)
+			}
+			return true, nil
+		}
+		existing := obj.DeepCopyObject().(client.Object)
+		if err := r.APIReader.Get(ctx, key, existing); err != nil {
+			return false, fmt.Errorf("%s %s exists but cannot be read: %w", kind, name, err)
+		}
+		if metav1.IsControlledBy(existing, d) {
+			return false, errCacheBehind
+		}
+		return false, &ConflictError{Kind: kind, Namespace: d.Namespace, Name: name, Why: notOurs(existing), Fix: fix}
+	case err != nil:
+		return false, err
+	}
+	if !metav1.IsControlledBy(obj, d) {
+		return false, &ConflictError{Kind: kind, Namespace: d.Namespace, Name: name, Why: notOurs(obj), Fix: fix}
+	}
+	before := obj.DeepCopyObject()
+	if err := fill(obj); err != nil {
+		return false, err
+	}
+	if err := r.own(d, obj); err != nil {
+		return false, err
+	}
+	if equality.Semantic.DeepEqual(before, obj) {
+		return false, nil
+	}
+	if err := r.Client.Update(ctx, obj); apierrors.IsConflict(err) {
+		return false, errCacheBehind
+	} else if err != nil {
+		return false, fmt.Errorf("updating %s %s: %w", kind, name, err)
+	}
+	return false, nil
+}
+
+// notOurs says why obj, which d does not control, is not ours.
+func notOurs(obj client.Object) string {
+	if obj.GetLabels()[ManagedByLabel] != ManagedBy {
+		return "exists and was not made by aether-devhot (no " + ManagedByLabel + "=" + ManagedBy + " label)"
+	}
+	if c := metav1.GetControllerOf(obj); c != nil {
+		return "is labelled " + ManagedByLabel + "=" + ManagedBy + " but controlled by " + c.Kind + " " + c.Name + " (uid " + string(c.UID) + "), not this Deployment"
+	}
+	return "is labelled " + ManagedByLabel + "=" + ManagedBy + " but controlled by nothing, not by this Deployment"
+}
+
 // Rules lets a fetcher watch its own Deployment and report Events, nothing more.
 func Rules(deployment string) []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{deployment}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}
-}
-
-func (r *Reconciler) meta(d *appsv1.Deployment, name string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: name, Namespace: d.Namespace}
 }
 
 // own labels obj as ours and makes the Deployment its controller, so it is
@@ -164,30 +291,50 @@ func (r *Reconciler) own(d *appsv1.Deployment, obj client.Object) error {
 	return controllerutil.SetControllerReference(d, obj, r.Client.Scheme())
 }
 
+// remove deletes the objects d controls, once its pod template no longer
+// needs them. While d still carries our record, the injection is still in
+// its template (the label went while the webhook was down, and package
+// readmit reverts it): its pods still run the fetcher under our service
+// account, so nothing goes yet. The ServiceAccount also stays while any
+// Deployment's template in the namespace names it: new pods would be
+// refused without it.
 func (r *Reconciler) remove(ctx context.Context, d *appsv1.Deployment) error {
+	if _, injected := d.Annotations[annotations.Injected]; injected {
+		return nil
+	}
+	saName := names.ServiceAccount(d.Name)
+	user, err := r.templateNaming(ctx, d.Namespace, saName)
+	if err != nil {
+		return err
+	}
 	var removed []string
-	for kind, obj := range map[string]client.Object{
-		"RoleBinding":    &rbacv1.RoleBinding{},
-		"Role":           &rbacv1.Role{},
-		"ServiceAccount": &corev1.ServiceAccount{},
+	for _, o := range []struct {
+		kind string
+		obj  client.Object
+		name string
+	}{
+		{"RoleBinding", &rbacv1.RoleBinding{}, names.Role(d.Name)},
+		{"Role", &rbacv1.Role{}, names.Role(d.Name)},
+		{"ServiceAccount", &corev1.ServiceAccount{}, saName},
 	} {
-		name := names.Role(d.Name)
-		if kind == "ServiceAccount" {
-			name = names.ServiceAccount(d.Name)
-		}
-		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: name}, obj); err != nil {
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: o.name}, o.obj); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
 			return err
 		}
-		if !metav1.IsControlledBy(obj, d) {
+		if !metav1.IsControlledBy(o.obj, d) {
 			continue // not ours: never delete a user's object
 		}
-		if err := r.Client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+		if o.kind == "ServiceAccount" && user != "" {
+			r.Recorder.Eventf(d, nil, corev1.EventTypeNormal, "RBACKept", "Reconcile",
+				"kept ServiceAccount %s: the pod template of Deployment %s still names it", saName, user)
+			continue
+		}
+		if err := r.Client.Delete(ctx, o.obj); client.IgnoreNotFound(err) != nil {
 			return err
 		}
-		removed = append(removed, kind+"/"+name)
+		removed = append(removed, o.kind+"/"+o.name)
 	}
 	if len(removed) > 0 {
 		slices.Sort(removed)
@@ -195,4 +342,27 @@ func (r *Reconciler) remove(ctx context.Context, d *appsv1.Deployment) error {
 			"label %s removed: deleted the fetcher's %v", annotations.DevHot, removed)
 	}
 	return nil
+}
+
+// templateNaming returns a Deployment in namespace whose pod template runs
+// as service account sa, or "".
+func (r *Reconciler) templateNaming(ctx context.Context, namespace, sa string) (string, error) {
+	var list appsv1.DeploymentList
+	if err := r.Client.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return "", err
+	}
+	for _, d := range list.Items {
+		spec := d.Spec.Template.Spec
+		if spec.ServiceAccountName == sa || (spec.ServiceAccountName == "" && spec.DeprecatedServiceAccount == sa) {
+			return d.Name, nil
+		}
+	}
+	return "", nil
+}
+
+func (r *Reconciler) conflictBackoff() backoff.Backoff {
+	if r.ConflictBackoff == (backoff.Backoff{}) {
+		return DefaultConflictBackoff
+	}
+	return r.ConflictBackoff
 }

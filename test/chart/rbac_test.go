@@ -151,11 +151,13 @@ func TestManagerRBACCanI(t *testing.T) {
 
 // TestManagerRunsUnderItsServiceAccount runs the manager with a token of
 // the chart's ServiceAccount, so the API server enforces the rendered RBAC
-// on every call the code really makes: both reconcilers' caches must sync,
-// the RBAC reconciler must create and later delete a Deployment's
-// ServiceAccount, Role and RoleBinding, and both must write Events. No
-// webhook is registered here (see TestMain), so the labelled Deployment
-// stays uninjected and the readmit reconciler acts on it too.
+// and the patch fence on every call the code really makes: both
+// reconcilers' caches must sync, the RBAC reconciler must create and later
+// delete an injected Deployment's ServiceAccount, Role and RoleBinding,
+// readmit must re-admit a labelled Deployment that missed injection (no
+// webhook is registered here, see TestMain, so it stays uninjected) and
+// revert one unlabelled while the webhook was down, and both must write
+// Events.
 func TestManagerRunsUnderItsServiceAccount(t *testing.T) {
 	r := release{"run", "rbac-run"}
 	install(t, r)
@@ -185,25 +187,27 @@ func TestManagerRunsUnderItsServiceAccount(t *testing.T) {
 	namespace(t, ns, nil)
 	// What the webhook makes of the sample: its pods run as <name>-devhot,
 	// which the reconciler then creates.
-	kubectl(t, fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: %[1]s
-  namespace: %[2]s
-  labels: {%[3]s: "true"}
-spec:
-  selector: {matchLabels: {app: %[1]s}}
-  template:
-    metadata: {labels: {app: %[1]s}}
-    spec:
-      serviceAccountName: %[4]s
-      containers: [{name: app, image: node:20}]
-`, name, ns, annotations.DevHot, names.ServiceAccount(name)), "apply", "-f", "-")
+	create(t, injectedSample(t, ns, name))
+	// Admitted while the webhook was down.
+	create(t, labelledSample(t, ns, "late"))
+	gone := injectedSample(t, ns, "gone")
+	delete(gone.Labels, annotations.DevHot)
+	create(t, gone)
 
 	owned := []string{"serviceaccount/" + names.ServiceAccount(name), "role/" + names.Role(name), "rolebinding/" + names.Role(name)}
 	wait.For(t, "the fetcher's RBAC, made by the manager", 30*time.Second, func() error {
 		_, _, err := cp.Run("", append([]string{"-n", ns, "get"}, owned...)...)
 		return err
+	})
+	wait.For(t, "gone reverted by the manager", 30*time.Second, func() error {
+		d, err := cp.Clientset.AppsV1().Deployments(ns).Get(context.Background(), "gone", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if _, ok := d.Annotations[annotations.Injected]; ok {
+			return fmt.Errorf("still injected")
+		}
+		return nil
 	})
 	wait.For(t, "the manager's Events", 10*time.Second, func() error {
 		list, err := cp.Clientset.EventsV1().Events(ns).List(context.Background(), metav1.ListOptions{})
@@ -214,7 +218,7 @@ spec:
 		for _, e := range list.Items {
 			reasons = append(reasons, e.Reason)
 		}
-		for _, want := range []string{"RBACCreated", "NotInjected"} {
+		for _, want := range []string{"RBACCreated", "NotInjected", "Reverted"} {
 			if !slices.Contains(reasons, want) {
 				return fmt.Errorf("no %s event among %v", want, reasons)
 			}
@@ -222,6 +226,8 @@ spec:
 		return nil
 	})
 
+	// Unlabelled with no webhook to revert it: the manager reverts it, then
+	// removes its RBAC.
 	kubectl(t, "", "-n", ns, "label", "deployment", name, annotations.DevHot+"-")
 	wait.For(t, "the fetcher's RBAC removed with the label", 30*time.Second, func() error {
 		out, _, err := cp.Run("", append([]string{"-n", ns, "get", "--ignore-not-found", "-o", "name"}, owned...)...)

@@ -36,6 +36,7 @@ var toggles = map[string][]string{
 	"one replica, no pdb":   {"replicaCount=1", "podDisruptionBudget.enabled=false"},
 	"namespace":             {"createNamespace=true"},
 	"excluded namespaces":   {"webhook.excludeNamespaces={team-a,team-b}"},
+	"no patch fence":        {"patchFence.enabled=false"},
 	"fleet metrics":         {"fleetMetrics.enabled=true"},
 	"no store":              {"store.enabled=false"},
 	"store on a pvc":        {"store.persistence.enabled=true", "store.persistence.size=10Gi", "store.persistence.storageClass=fast"},
@@ -104,7 +105,7 @@ func TestTemplateDefaults(t *testing.T) {
 	want := map[string]int{
 		"ServiceAccount": 2, "ClusterRole": 2, "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 1,
 		"Service": 2, "Deployment": 2, "PodDisruptionBudget": 1, "MutatingWebhookConfiguration": 1, "NetworkPolicy": 1,
-		"Issuer": 2, "Certificate": 2,
+		"Issuer": 2, "Certificate": 2, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1,
 	}
 	if got := kinds(objs); !equality.Semantic.DeepEqual(got, want) {
 		t.Errorf("kinds = %v, want %v", got, want)
@@ -347,6 +348,17 @@ func TestTemplateToggles(t *testing.T) {
 			got := webhook(t, objs).Webhooks[0].NamespaceSelector.MatchExpressions[0].Values
 			if want := []string{"kube-system", "aether-system", "team-a", "team-b"}; !slices.Equal(got, want) {
 				t.Errorf("excluded namespaces = %v, want %v", got, want)
+			}
+			// The manager gives up on labelled Deployments there.
+			if got := managerArg(t, objs, "exclude-namespaces"); got != "team-a,team-b" {
+				t.Errorf("--exclude-namespaces = %q, want team-a,team-b", got)
+			}
+		}},
+		{"no patch fence", toggles["no patch fence"], func(t *testing.T, objs []*unstructured.Unstructured) {
+			for _, k := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+				if n := kinds(objs)[k]; n != 0 {
+					t.Errorf("%d %s with patchFence.enabled=false", n, k)
+				}
 			}
 		}},
 		{"fleet metrics", toggles["fleet metrics"], func(t *testing.T, objs []*unstructured.Unstructured) {

@@ -304,22 +304,35 @@ func containerNames(cs []corev1.Container) []string {
 // in-process webhook's registry.
 func mutations(t *testing.T, result string) float64 {
 	t.Helper()
+	n, found := counter(t, "aether_devhot_mutations_total", "result", result)
+	if !found {
+		t.Fatalf("no aether_devhot_mutations_total{result=%q}", result)
+	}
+	return n
+}
+
+// counter sums the series of the counter name whose label has value, from
+// the in-process manager's registry, and says whether there was one.
+func counter(t *testing.T, name, label, value string) (float64, bool) {
+	t.Helper()
 	mfs, err := metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var n float64
+	found := false
 	for _, mf := range mfs {
-		if mf.GetName() != "aether_devhot_mutations_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
+				if l.GetName() == label && l.GetValue() == value {
+					n += m.GetCounter().GetValue()
+					found = true
 				}
 			}
 		}
 	}
-	t.Fatalf("no aether_devhot_mutations_total{result=%q}", result)
-	return 0
+	return n, found
 }

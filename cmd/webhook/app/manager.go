@@ -97,8 +97,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	mgr.GetWebhookServer().Register(mutate.Path, &webhook.Admission{Handler: handler})
 	if err := (&rbac.Reconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("aether-devhot"),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("aether-devhot"),
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("rbac reconciler: %w", err)
 	}
@@ -106,6 +107,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Client:         mgr.GetClient(),
 		Recorder:       mgr.GetEventRecorder("aether-devhot"),
 		WebhookStarted: mgr.GetWebhookServer().StartedChecker(),
+		Excluded:       o.ExcludedNamespaces(),
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("readmit reconciler: %w", err)
 	}

@@ -52,6 +52,11 @@ type Options struct {
 	ImagePullSecrets []string
 	// Namespace is the webhook's own namespace (POD_NAMESPACE).
 	Namespace string
+	// ExcludeNamespaces are the namespaces, besides kube-system and
+	// Namespace, that the webhook configuration's namespaceSelector leaves
+	// out (the chart's webhook.excludeNamespaces): the readmit reconciler
+	// gives up on labelled Deployments there instead of re-admitting them.
+	ExcludeNamespaces []string
 	// IngestFetcherLogs turns on fleet metrics: the leader tails the
 	// fetchers' logs and exports their REFRESH_* markers per namespace on
 	// its own /metrics (package fleet). Off by default, because it needs
@@ -83,11 +88,11 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Var(bounds.DurationFlag{P: &o.ImageLookupTimeout, Range: ImageLookupTimeoutRange}, "image-lookup-timeout",
 		"Bound on one admission's image lookups; keep it inside the webhook's timeoutSeconds ("+ImageLookupTimeoutRange.String()+").")
 	fs.Func("image-pull-secrets", "Comma-separated docker config Secrets in the webhook's own namespace ("+EnvNamespace+") for private registries.", func(v string) error {
-		for _, n := range strings.Split(v, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				o.ImagePullSecrets = append(o.ImagePullSecrets, n)
-			}
-		}
+		o.ImagePullSecrets = append(o.ImagePullSecrets, splitList(v)...)
+		return nil
+	})
+	fs.Func("exclude-namespaces", "Comma-separated namespaces the webhook configuration leaves out besides kube-system and "+EnvNamespace+"; labelled Deployments there are not re-admitted.", func(v string) error {
+		o.ExcludeNamespaces = append(o.ExcludeNamespaces, splitList(v)...)
 		return nil
 	})
 	fs.BoolVar(&o.IngestFetcherLogs, "ingest-fetcher-logs", false, "Tail the fetchers' logs and export their refreshes per namespace on /metrics; needs list,watch on pods and get on pods/log cluster-wide. "+IngestEnv+"=1 also turns it on.")
@@ -109,6 +114,28 @@ var FleetStreamsPerNamespaceRange = bounds.Int{Min: 1, Max: fleet.MaxStreams}
 // webhook's timeoutSeconds, so the API server gives up first and the
 // denial that says why is lost.
 var ImageLookupTimeoutRange = bounds.Duration{Min: 100 * time.Millisecond, Max: 30 * time.Second}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ExcludedNamespaces are the namespaces the webhook never sees: kube-system,
+// the webhook's own (when known) and ExcludeNamespaces, as the chart's
+// namespaceSelector lists them.
+func (o *Options) ExcludedNamespaces() []string {
+	ns := []string{"kube-system"}
+	if o.Namespace != "" {
+		ns = append(ns, o.Namespace)
+	}
+	return append(ns, o.ExcludeNamespaces...)
+}
 
 // DefaultImageLookupTimeout is --image-lookup-timeout's default: half the
 // chart's webhook timeoutSeconds, so that a slow registry ends in a denial

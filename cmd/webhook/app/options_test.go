@@ -144,3 +144,32 @@ func TestValidateRanges(t *testing.T) {
 		}
 	}
 }
+
+// TestExcludedNamespaces: kube-system and the webhook's own namespace are
+// always excluded, as the chart's namespaceSelector has them, and
+// --exclude-namespaces adds the rest.
+func TestExcludedNamespaces(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		namespace string
+		want      string
+	}{
+		{"outside a cluster", nil, "", "kube-system"},
+		{"in a pod", nil, "aether-system", "kube-system,aether-system"},
+		{"chart's list", []string{"--exclude-namespaces=team-a, team-b,", "--exclude-namespaces=team-c"}, "aether-system", "kube-system,aether-system,team-a,team-b,team-c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o Options
+			fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+			o.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			o.Namespace = tc.namespace
+			if got := strings.Join(o.ExcludedNamespaces(), ","); got != tc.want {
+				t.Errorf("ExcludedNamespaces = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,16 +1,19 @@
 package realcluster
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
 	"github.com/aether-dev/aether-devhot/test/framework/localpod"
 	"github.com/aether-dev/aether-devhot/test/framework/realpod"
+	"github.com/aether-dev/aether-devhot/test/framework/wait"
 )
 
 const (
@@ -100,4 +103,27 @@ func (k *clusterNS) devhotErr(t *testing.T, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	t.Logf("kubectl devhot %s:\n%s", strings.Join(args, " "), out)
 	return string(out), err
+}
+
+// stopWebhook scales the chart's Deployment, the webhook and the manager
+// with it, to 0 and waits until none of its pods is left. start scales it
+// back to the replicas it had; t's cleanup does so too, and waits for the
+// rollout.
+func stopWebhook(t *testing.T, kubeconfig string) (start func()) {
+	t.Helper()
+	system := &clusterNS{kubeconfig: kubeconfig, ns: webhookNamespace}
+	replicas := "--replicas=" + system.kubectl(t, "", "get", "deployment", "aether-devhot", "-o", "jsonpath={.spec.replicas}")
+	start = func() { system.kubectl(t, "", "scale", "deployment/aether-devhot", replicas) }
+	system.kubectl(t, "", "scale", "deployment/aether-devhot", "--replicas=0")
+	t.Cleanup(func() {
+		start()
+		system.kubectl(t, "", "rollout", "status", "deployment/aether-devhot", "--timeout=120s")
+	})
+	wait.For(t, "no webhook pod left", 60*time.Second, func() error {
+		if pods := system.kubectl(t, "", "get", "pods", "-l", "app.kubernetes.io/component=webhook", "-o", "name"); pods != "" {
+			return fmt.Errorf("still running: %s", pods)
+		}
+		return nil
+	})
+	return start
 }
