@@ -166,12 +166,15 @@ func TestClusterLabelRemovedWhileWebhookDown(t *testing.T) {
 	back := time.Now()
 	startWebhook()
 	wait.For(t, "the original template back", 3*time.Minute, func() error {
+		// Until the revert, new pods need the fetcher's account. It is
+		// looked at before the template: the revert, and the account's
+		// removal right after it, may both land between the two reads.
+		saGone := k.kubectl(t, "", "get", "serviceaccount", sa, "--ignore-not-found", "-o", "name") == ""
 		got := template()
 		if got == original {
 			return nil
 		}
-		// Until the revert, new pods need the fetcher's account.
-		if out := k.kubectl(t, "", "get", "serviceaccount", sa, "--ignore-not-found", "-o", "name"); out == "" {
+		if saGone {
 			t.Fatalf("ServiceAccount %s deleted while the pod template is still injected: new pods would be refused", sa)
 		}
 		return fmt.Errorf("template still %s", got)
