@@ -21,7 +21,7 @@ func TestStoreToken(t *testing.T) {
 			t.Errorf("store URL %q: env %v", tc.storeURL, c.Env)
 		}
 		var store []*corev1.ServiceAccountTokenProjection
-		for _, s := range TokenVolumeSource(tc.storeURL).Projected.Sources {
+		for _, s := range TokenVolumeSource(tc.storeURL, nil).Projected.Sources {
 			if p := s.ServiceAccountToken; p != nil && p.Path == StoreTokenPath {
 				store = append(store, p)
 			}
