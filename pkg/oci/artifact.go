@@ -40,18 +40,12 @@ const (
 // take manifests of at least 4 MiB, which is the most anyone should send.
 const MaxManifestBytes = 4 << 20
 
-// Annotation keys that the artifact carries, the OCI image spec's own
-// (Flux sets the same).
-const (
-	AnnotationCreated  = "org.opencontainers.image.created"
-	AnnotationRevision = "org.opencontainers.image.revision"
-	AnnotationSource   = "org.opencontainers.image.source"
-)
-
-// Image is the artifact of the release tgz, with the manifest annotations
-// ann (AnnotationRevision and the like; nil for none). Its only layer is
-// tgz byte for byte, so its digest is the release's.
-func Image(tgz []byte, ann map[string]string) (v1.Image, error) {
+// Image is the artifact of the release tgz. Its only layer is tgz byte for
+// byte, so its digest is the release's. Unlike Flux's, it carries no
+// annotations (a creation time, a commit): the manifest is a function of
+// the release alone, so pushing an unchanged tree names the same manifest
+// and changes nothing.
+func Image(tgz []byte) (v1.Image, error) {
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(tgz)), nil
 	}, tarball.WithMediaType(ContentMediaType))
@@ -60,9 +54,6 @@ func Image(tgz []byte, ann map[string]string) (v1.Image, error) {
 	}
 	img := mutate.MediaType(empty.Image, ManifestMediaType)
 	img = mutate.ConfigMediaType(img, ConfigMediaType)
-	if len(ann) > 0 {
-		img = mutate.Annotations(img, ann).(v1.Image)
-	}
 	return mutate.AppendLayers(img, layer)
 }
 

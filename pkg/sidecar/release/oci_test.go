@@ -1,12 +1,6 @@
 package release_test
 
 import (
-	"encoding/base64"
-	"encoding/json"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +8,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -24,42 +17,19 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/oci"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
+	"github.com/aether-dev/aether-devhot/test/framework/ociregistry"
 )
 
-// ociRegistry is go-containerregistry's in-process registry on loopback,
-// behind basic auth when user is not empty.
-type ociRegistry struct {
-	host       string
-	user, pass string
-}
-
-func newOCIRegistry(t *testing.T, user, pass string) *ociRegistry {
+// push writes img to repo on r and returns its artifact URL, by digest.
+func push(t *testing.T, r *ociregistry.Registry, repo string, img v1.Image) string {
 	t.Helper()
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	r := &ociRegistry{user: user, pass: pass}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if u, p, ok := req.BasicAuth(); user != "" && (!ok || u != user || p != pass) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		reg.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	r.host = strings.TrimPrefix(srv.URL, "http://")
-	return r
-}
-
-// push writes img to repo and returns its artifact URL, by digest.
-func (r *ociRegistry) push(t *testing.T, repo string, img v1.Image) string {
-	t.Helper()
-	ref, err := name.ParseReference(r.host + "/" + repo + ":push")
+	ref, err := name.ParseReference(r.Host + "/" + repo + ":push")
 	if err != nil {
 		t.Fatal(err)
 	}
 	opt := remote.WithAuth(authn.Anonymous)
-	if r.user != "" {
-		opt = remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass})
+	if r.User != "" {
+		opt = remote.WithAuth(&authn.Basic{Username: r.User, Password: r.Password})
 	}
 	if err := remote.Write(ref, img, opt); err != nil {
 		t.Fatal(err)
@@ -68,29 +38,12 @@ func (r *ociRegistry) push(t *testing.T, repo string, img v1.Image) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "oci://" + r.host + "/" + repo + "@" + d.String()
-}
-
-// pullSecrets writes a docker config for host as the webhook projects a
-// pull secret, and returns the directory.
-func pullSecrets(t *testing.T, host, user, pass string) string {
-	t.Helper()
-	dir := t.TempDir()
-	cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{host: map[string]string{
-		"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)),
-	}}})
-	if err := os.MkdirAll(filepath.Join(dir, "regcred"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "regcred", ".dockerconfigjson"), cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return "oci://" + r.Host + "/" + repo + "@" + d.String()
 }
 
 func releaseImage(t *testing.T, data []byte) v1.Image {
 	t.Helper()
-	img, err := oci.Image(data, nil)
+	img, err := oci.Image(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +54,10 @@ func releaseImage(t *testing.T, data []byte) v1.Image {
 // verified and published like a download from the store; a second one too.
 func TestApplyOCI(t *testing.T) {
 	f := newFixture(t)
-	reg := newOCIRegistry(t, "", "")
+	reg := ociregistry.Start(t, "", "")
 	for _, v := range []string{"v1", "v2"} {
 		data := app(t, v)
-		tg := mustTarget(t, digestOf(data), reg.push(t, "ns/app", releaseImage(t, data)))
+		tg := mustTarget(t, digestOf(data), push(t, reg, "ns/app", releaseImage(t, data)))
 		res, err := f.apply(tg, release.Limits{})
 		if err != nil {
 			t.Fatalf("%s: %v", v, err)
@@ -121,20 +74,20 @@ func TestApplyOCI(t *testing.T) {
 // TestApplyOCIPullSecrets: a registry that wants a login is pulled from
 // with the pod's pull secret, and without one the refusal says so.
 func TestApplyOCIPullSecrets(t *testing.T) {
-	reg := newOCIRegistry(t, "dev", "s3cret")
+	reg := ociregistry.Start(t, "dev", "s3cret")
 	data := app(t, "v1")
-	tg := mustTarget(t, digestOf(data), reg.push(t, "ns/app", releaseImage(t, data)))
+	tg := mustTarget(t, digestOf(data), push(t, reg, "ns/app", releaseImage(t, data)))
 
 	f := newFixture(t)
 	_, err := f.ws.Apply(t.Context(), f.client, tg, release.Limits{})
 	if release.ReasonOf(err) != refresh.ReasonHTTPStatus || !strings.Contains(err.Error(), "401") {
 		t.Errorf("anonymous: %v, want http_status 401", err)
 	}
-	_, err = f.ws.Apply(t.Context(), f.client, tg, release.Limits{}, release.WithPullSecrets(pullSecrets(t, reg.host, "dev", "wrong")))
+	_, err = f.ws.Apply(t.Context(), f.client, tg, release.Limits{}, release.WithPullSecrets(reg.PullSecretsDir(t, "regcred", "dev", "wrong")))
 	if release.ReasonOf(err) != refresh.ReasonHTTPStatus {
 		t.Errorf("wrong password: %v, want http_status", err)
 	}
-	if _, err := f.ws.Apply(t.Context(), f.client, tg, release.Limits{}, release.WithPullSecrets(pullSecrets(t, reg.host, "dev", "s3cret"))); err != nil {
+	if _, err := f.ws.Apply(t.Context(), f.client, tg, release.Limits{}, release.WithPullSecrets(reg.PullSecretsDir(t, "regcred", "dev", "s3cret"))); err != nil {
 		t.Fatalf("with the pull secret: %v", err)
 	}
 	if got := f.read("current/version.txt"); got != "v1" {
@@ -148,7 +101,7 @@ func TestApplyOCIPullSecrets(t *testing.T) {
 func TestApplyOCIRefused(t *testing.T) {
 	f := newFixture(t)
 	live := f.publish("/v0.tgz", "v0")
-	reg := newOCIRegistry(t, "", "")
+	reg := ociregistry.Start(t, "", "")
 	data := app(t, "v1")
 	twoLayers, err := mutate.AppendLayers(releaseImage(t, data), static.NewLayer(app(t, "v2"), oci.ContentMediaType))
 	if err != nil {
@@ -165,10 +118,10 @@ func TestApplyOCIRefused(t *testing.T) {
 		want              refresh.Reason
 		wantIn            string
 	}{
-		{"two layers", digestOf(data), reg.push(t, "ns/two", twoLayers), refresh.ReasonOCIArtifact, "2 layers"},
-		{"a container image", imageDigest.String(), reg.push(t, "ns/image", image), refresh.ReasonOCIArtifact, "media type"},
-		{"layer is another release", digestOf(app(t, "v3")), reg.push(t, "ns/app", releaseImage(t, data)), refresh.ReasonOCIArtifact, "two different releases"},
-		{"no such manifest", digestOf(data), "oci://" + reg.host + "/ns/app@" + digestOf([]byte("nothing")), refresh.ReasonHTTPStatus, "404"},
+		{"two layers", digestOf(data), push(t, reg, "ns/two", twoLayers), refresh.ReasonOCIArtifact, "2 layers"},
+		{"a container image", imageDigest.String(), push(t, reg, "ns/image", image), refresh.ReasonOCIArtifact, "media type"},
+		{"layer is another release", digestOf(app(t, "v3")), push(t, reg, "ns/app", releaseImage(t, data)), refresh.ReasonOCIArtifact, "two different releases"},
+		{"no such manifest", digestOf(data), "oci://" + reg.Host + "/ns/app@" + digestOf([]byte("nothing")), refresh.ReasonHTTPStatus, "404"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,9 +143,9 @@ func TestApplyOCIRefused(t *testing.T) {
 // is not downloaded.
 func TestApplyOCILayerOverLimit(t *testing.T) {
 	f := newFixture(t)
-	reg := newOCIRegistry(t, "", "")
+	reg := ociregistry.Start(t, "", "")
 	data := app(t, "v1")
-	tg := mustTarget(t, digestOf(data), reg.push(t, "ns/app", releaseImage(t, data)))
+	tg := mustTarget(t, digestOf(data), push(t, reg, "ns/app", releaseImage(t, data)))
 	_, err := f.apply(tg, release.Limits{MaxBytes: int64(len(data)) - 1})
 	if release.ReasonOf(err) != refresh.ReasonSizeLimit || !strings.Contains(err.Error(), "layer") {
 		t.Errorf("err %v, want size_limit for the layer", err)
