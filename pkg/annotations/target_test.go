@@ -98,3 +98,28 @@ func TestParseHealthTimeout(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseArtifactURL: any annotation value gives a location that says
+// what it was parsed from, of exactly one kind, or an error naming the
+// annotation.
+func FuzzParseArtifactURL(f *testing.F) {
+	good := "sha256:" + strings.Repeat("ab", 32)
+	for _, s := range []string{"https://a/app.tgz", "oci://ghcr.io/org/app@" + good, "oci://ghcr.io/org/app:v1", "oci://u:p@h/r@" + good, "oci://", "oci://a@b@c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		loc, err := annotations.ParseArtifactURL(raw)
+		if err != nil {
+			if !strings.Contains(err.Error(), annotations.ArtifactURL) {
+				t.Fatalf("error %q does not name the annotation", err)
+			}
+			return
+		}
+		if (loc.URL == nil) == (loc.OCI == nil) {
+			t.Fatalf("%q: location %+v is not of exactly one kind", raw, loc)
+		}
+		if loc.OCI != nil && loc.String() != raw {
+			t.Fatalf("%q: parsed as %q", raw, loc.String())
+		}
+	})
+}

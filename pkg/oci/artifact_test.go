@@ -125,3 +125,22 @@ func mustDigest(t *testing.T, img v1.Image) v1.Hash {
 	}
 	return d
 }
+
+// FuzzCheckManifest: a registry's bytes never panic the check, and a
+// manifest it accepts names exactly the release asked for.
+func FuzzCheckManifest(f *testing.F) {
+	img, err := oci.Image([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	if err != nil {
+		f.Fatal(err)
+	}
+	raw, _ := img.RawManifest()
+	m, _ := img.Manifest()
+	f.Add(raw, m.Layers[0].Digest.String())
+	f.Add([]byte(`{"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{},{}]}`), "sha256:")
+	f.Fuzz(func(t *testing.T, raw []byte, want string) {
+		l, err := oci.CheckManifest(raw, want)
+		if err == nil && (l.Digest.String() != want || l.MediaType != oci.ContentMediaType) {
+			t.Fatalf("accepted layer %+v for %q", l, want)
+		}
+	})
+}
