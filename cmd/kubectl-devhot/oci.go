@@ -80,3 +80,24 @@ func (p *pusher) pushOCI(ctx context.Context, a *pack.Artifact) (string, error) 
 	fmt.Fprintf(p.out, "pushed %s:%s (%d bytes)\n", repo.Name(), tag, len(a.Data))
 	return url, nil
 }
+
+// ociReleaseURL is the artifact URL of release digest in the repository
+// of current, an oci:// artifact URL: the manifest that push tagged
+// devhot-<digest> there, by its digest. The manifest's digest cannot be
+// derived from the release's without its bytes, so the registry is asked.
+func ociReleaseURL(ctx context.Context, current, digest string) (string, error) {
+	loc, err := annotations.ParseArtifactURL(current)
+	if err != nil {
+		return "", err
+	}
+	hex, err := annotations.ParseDigest(digest)
+	if err != nil {
+		return "", err
+	}
+	tag := loc.OCI.Context().Tag(ociTagPrefix + hex[:12])
+	desc, err := remote.Head(tag, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithUserAgent("kubectl-devhot"))
+	if err != nil {
+		return "", fmt.Errorf("the URL of %s is not known: %s: %w (pushed with a tag of its own? pass --artifact-url oci://…@sha256:<its manifest digest>)", digest, tag, err)
+	}
+	return annotations.OCIScheme + loc.OCI.Context().Name() + "@" + desc.Digest.String(), nil
+}

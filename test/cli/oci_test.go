@@ -16,9 +16,15 @@ import (
 // docker config in dockerConfig, and no store.
 func (s *sample) pushTo(to, dockerConfig string) (string, error) {
 	s.t.Helper()
+	return s.withLogin(dockerConfig, "push", "deploy/"+deployment, s.src, "--to", to)
+}
+
+// withLogin runs kubectl devhot with args and the user's docker config in
+// dockerConfig, and no store.
+func (s *sample) withLogin(dockerConfig string, args ...string) (string, error) {
+	s.t.Helper()
 	var out bytes.Buffer
-	cmd := exec.Command(pluginBin, "--kubeconfig", cp.Kubeconfig, "-n", s.ns, "push", "deploy/"+deployment, s.src,
-		"--to", to, "--timeout", "20s")
+	cmd := exec.Command(pluginBin, append(append([]string{"--kubeconfig", cp.Kubeconfig, "-n", s.ns}, args...), "--timeout", "20s")...)
 	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerConfig)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -27,14 +33,15 @@ func (s *sample) pushTo(to, dockerConfig string) (string, error) {
 
 // TestPushToOCI: push --to oci:// logs in with the user's docker config,
 // the pod pulls the artifact by digest with its pull secret, and the new
-// code answers; a second push goes live too, and the same tree again does
-// nothing.
+// code answers; a second push goes live too, the same tree again does
+// nothing, and rollback finds the first push's manifest in the registry.
 func TestPushToOCI(t *testing.T) {
 	reg := ociregistry.Start(t, "dev", "s3cret")
 	s := newSample(t, map[string]string{sidecar.EnvPullSecretsDir: reg.PullSecretsDir(t, "regcred", "dev", "s3cret")})
 	login := reg.DockerConfigDir(t, "dev", "s3cret")
 	to := "oci://" + reg.Host + "/" + s.ns + "/app"
 	puts := s.store.puts.Load() // the sample's own version 1
+	urls := map[int]string{}
 	for _, v := range []int{2, 3} {
 		s.writeVersion(v)
 		out, err := s.pushTo(to, login)
@@ -53,6 +60,7 @@ func TestPushToOCI(t *testing.T) {
 		if a[annotations.UploadDigest] != "" {
 			t.Errorf("push to a registry set %s", annotations.UploadDigest)
 		}
+		urls[v] = a[annotations.ArtifactURL]
 	}
 	if n := s.store.puts.Load() - puts; n != 0 {
 		t.Errorf("the store got %d uploads; --to must not use it", n)
@@ -60,6 +68,17 @@ func TestPushToOCI(t *testing.T) {
 	out, err := s.pushTo(to, login)
 	if err != nil || !strings.Contains(out, "nothing to do") {
 		t.Errorf("the same tree again: %v\n%s", err, out)
+	}
+	out, err = s.withLogin(login, "rollback", "deploy/"+deployment)
+	t.Logf("rollback:\n%s", out)
+	if err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if got, _ := firstAnswer(t, s.pod); got.Version != 2 {
+		t.Errorf("after rollback the app answers %+v, want version 2", got)
+	}
+	if got := s.deployment().Annotations[annotations.ArtifactURL]; got != urls[2] {
+		t.Errorf("after rollback the artifact URL is %s, want the first push's %s", got, urls[2])
 	}
 }
 
