@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,5 +39,26 @@ func TestStoreToken(t *testing.T) {
 	}
 	if StoreTokenFile != "/var/run/secrets/kubernetes.io/serviceaccount/store-token" {
 		t.Errorf("StoreTokenFile = %s: the fetcher's default must be where the volume puts it", StoreTokenFile)
+	}
+}
+
+// TestPullSecrets: each named pull secret is projected once, optional,
+// at PullSecretsPath/<name>/.dockerconfigjson.
+func TestPullSecrets(t *testing.T) {
+	var got []string
+	for _, s := range TokenVolumeSource("", []corev1.LocalObjectReference{{Name: "a"}, {Name: ""}, {Name: "b"}, {Name: "a"}}).Projected.Sources {
+		if p := s.Secret; p != nil {
+			if p.Optional == nil || !*p.Optional || len(p.Items) != 1 || p.Items[0].Key != corev1.DockerConfigJsonKey {
+				t.Errorf("projection %+v", p)
+			}
+			got = append(got, p.Name+"="+p.Items[0].Path)
+		}
+	}
+	want := []string{"a=pull-secrets/a/.dockerconfigjson", "b=pull-secrets/b/.dockerconfigjson"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("projected %v, want %v", got, want)
+	}
+	if PullSecretsDir != TokenMountPath+"/pull-secrets" {
+		t.Errorf("PullSecretsDir %s", PullSecretsDir)
 	}
 }
