@@ -54,6 +54,8 @@ fuzz:
 	go test ./pkg/fleet -run '^$$' -fuzz FuzzParseLine -fuzztime $(FUZZTIME)
 	go test ./pkg/store -run '^$$' -fuzz FuzzParseBlobPath -fuzztime $(FUZZTIME)
 	go test ./pkg/store -run '^$$' -fuzz FuzzStoreHandler -fuzztime $(FUZZTIME)
+	go test ./pkg/annotations -run '^$$' -fuzz FuzzParseArtifactURL -fuzztime $(FUZZTIME)
+	go test ./pkg/oci -run '^$$' -fuzz FuzzCheckManifest -fuzztime $(FUZZTIME)
 
 ## bench: measure the performance table and write it to docs/performance.md.
 .PHONY: bench

@@ -41,6 +41,7 @@ type pushOptions struct {
 	dryRun             bool
 	includeNodeModules bool
 	store              string
+	to                 string
 	artifactBaseURL    string
 	storeNamespace     string
 	storeService       string
@@ -60,6 +61,8 @@ upload it to the artifact store; annotate the Deployment with its digest and
 URL; and wait until each pod's fetcher reports that the app runs it, or that
 the app failed on it and what it rolled back to (then push exits 1). An
 unchanged tree changes nothing; --dry-run shows what would be packed.
+With --to oci://<registry>/<repo> it pushes an OCI artifact to that registry
+instead of the store, and the pods pull it by digest (docs/oci.md).
 
 A compiled project runs its build first (--build) and pushes its output
 (--out), or declares both once in DIR/devhot.yaml (build, out, watchBuild).
@@ -72,7 +75,8 @@ changes something under --out.`,
   kubectl devhot push web --watch
   kubectl devhot push web ./api --build 'npm run build' --out dist
   kubectl devhot push web ./api --watch --watch-build 'npx tsc --watch --preserveWatchOutput' --out dist
-  kubectl devhot push web ./app --store http://localhost:8080`,
+  kubectl devhot push web ./app --store http://localhost:8080
+  kubectl devhot push web ./app --to oci://ghcr.io/org/web`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := deploymentName(args[0])
@@ -86,6 +90,9 @@ changes something under --out.`,
 			proj, err := projectConfig(dir, o.builds, cmd.Flags())
 			if err != nil {
 				return err
+			}
+			if o.to != "" && (o.store != "" || o.artifactBaseURL != "") {
+				return fmt.Errorf("--to and --store or --artifact-base-url do not go together: --to pushes to a registry, not the store")
 			}
 			if proj.WatchBuild != "" && !o.watch {
 				// Outside --watch a watch build would never end: build once.
@@ -114,6 +121,7 @@ changes something under --out.`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "list what would be packed, with sizes, and what is left out and why; upload nothing")
 	f.BoolVar(&o.includeNodeModules, "include-node-modules", false, "pack node_modules directories too")
 	f.StringVar(&o.store, "store", "", "upload straight to this store URL instead of through the API server's service proxy")
+	f.StringVar(&o.to, "to", "", "push to an OCI registry instead of the store, oci://<registry>/<repo>[:tag] (default tag devhot-<digest>), with your docker login; pods pull it with their imagePullSecrets")
 	f.StringVar(&o.artifactBaseURL, "artifact-base-url", "",
 		"the store's URL as the pods reach it, for aether.dev/artifact-url (default: the in-cluster Service, or --store when given)")
 	f.StringVar(&o.storeNamespace, "store-namespace", defaultStoreNamespace, "namespace of the store's Service")
@@ -235,11 +243,10 @@ func (p *pusher) push(ctx context.Context, started time.Time) (pushResult, error
 	if _, ok := d.Annotations[annotations.Injected]; !ok {
 		return pushResult{}, fmt.Errorf("deployment %s is labelled but the webhook has not injected the fetcher: is aether-devhot installed?", p.name)
 	}
-	ref := store.BlobRef{Namespace: p.c.namespace, Deployment: p.name, Hex: a.Hex()}
-	if err := p.upload(ctx, d, a, ref); err != nil {
+	url, err := p.deposit(ctx, d, a)
+	if err != nil {
 		return pushResult{}, err
 	}
-	url := strings.TrimSuffix(p.artifactBase, "/") + ref.Path()
 	if d.Annotations[annotations.Digest] == a.Digest && d.Annotations[annotations.ArtifactURL] == url {
 		fmt.Fprintf(p.out, "deployment.apps/%s already has %s: nothing to do\n", p.name, a.Digest)
 		return pushResult{digest: a.Digest, unchanged: true}, nil
@@ -250,6 +257,19 @@ func (p *pusher) push(ctx context.Context, started time.Time) (pushResult, error
 	}
 	fmt.Fprintf(p.out, "deployment.apps/%s: %s live on %d/%d pods in %s\n", p.name, a.Digest, len(r.pods), r.count, ms(r.slowest()))
 	return pushResult{digest: a.Digest}, nil
+}
+
+// deposit puts the artifact where the pods fetch it, the store or --to,
+// and returns its artifact URL.
+func (p *pusher) deposit(ctx context.Context, d *appsv1.Deployment, a *pack.Artifact) (string, error) {
+	if p.o.to != "" {
+		return p.pushOCI(ctx, a)
+	}
+	ref := store.BlobRef{Namespace: p.c.namespace, Deployment: p.name, Hex: a.Hex()}
+	if err := p.upload(ctx, d, a, ref); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(p.artifactBase, "/") + ref.Path(), nil
 }
 
 // upload puts the artifact in the store unless it is there already. The

@@ -23,8 +23,9 @@ func newRollbackCommand(flags *genericclioptions.ConfigFlags, streams genericioo
 		Long: `Set the Deployment's digest to the release that went live before the one it
 asks for now (or to --to), and wait as push does. The pods still keep their
 last releases, so a rollback downloads nothing. The artifact URL is the
-current one with the digest replaced, as the store's are; give --artifact-url
-for another server.`,
+current one with the digest replaced, as the store's are; for an oci:// one,
+the manifest that push tagged devhot-<digest> in the same repository; give
+--artifact-url for another server.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, d, evs, err := targetEvents(cmd.Context(), flags, args[0])
@@ -37,7 +38,13 @@ for another server.`,
 			if err != nil {
 				return fmt.Errorf("deployment %s: %w", name, err)
 			}
-			if url == "" {
+			switch {
+			case url != "":
+			case strings.HasPrefix(currentURL, annotations.OCIScheme):
+				if url, err = ociReleaseURL(cmd.Context(), currentURL, target); err != nil {
+					return err
+				}
+			default:
 				if url, err = swapDigest(currentURL, current, target); err != nil {
 					return err
 				}

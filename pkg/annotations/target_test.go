@@ -31,6 +31,22 @@ func TestParseTarget(t *testing.T) {
 		{"opaque", good, "http:app.tgz", annotations.ArtifactURL},
 		{"credentials", good, "https://user:secret@a/app.tgz", annotations.ArtifactURL},
 		{"unparsable", good, "http://a b/%zz", annotations.ArtifactURL},
+		{"oci by digest", good, "oci://10.201.0.2:5000/ns/app@" + good, ""},
+		{"oci by digest, nested repo", good, "oci://ghcr.io/org/team/app@" + good, ""},
+		{"oci localhost", good, "oci://localhost/app@" + good, ""},
+		{"oci tag", good, "oci://ghcr.io/org/app:v1", "pin it by its manifest digest"},
+		{"oci tag on a registry with a port", good, "oci://10.0.0.1:5000/app:latest", "names a tag"},
+		{"oci no tag no digest", good, "oci://ghcr.io/org/app", "has no digest"},
+		{"oci tag and digest", good, "oci://ghcr.io/org/app:v1@" + good, "both a tag and a digest"},
+		{"oci sha512", good, "oci://ghcr.io/org/app@sha512:" + strings.Repeat("ab", 64), "64 lowercase hex"},
+		{"oci uppercase digest", good, "oci://ghcr.io/org/app@sha256:" + strings.Repeat("AB", 32), "64 lowercase hex"},
+		{"oci short digest", good, "oci://ghcr.io/org/app@sha256:abcd", "64 lowercase hex"},
+		{"oci without registry", good, "oci://library/app@" + good, "registry's host"},
+		{"oci repo only", good, "oci://app@" + good, "registry's host"},
+		{"oci uppercase repo", good, "oci://ghcr.io/Org/App@" + good, annotations.ArtifactURL},
+		{"oci credentials", good, "oci://user:secret@ghcr.io/org/app@" + good, "credentials"},
+		{"oci credentials, no digest", good, "oci://user:secret@ghcr.io/org/app", "credentials"},
+		{"oci empty", good, "oci://", annotations.ArtifactURL},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,7 +55,7 @@ func TestParseTarget(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if tg.Digest != tc.digest || "sha256:"+tg.Hex != tc.digest || tg.URL.String() != tc.url {
+				if tg.Digest != tc.digest || "sha256:"+tg.Hex != tc.digest || tg.String() != tc.url || (tg.URL == nil) == (tg.OCI == nil) {
 					t.Errorf("target %+v does not match its input", tg)
 				}
 				return
@@ -47,8 +63,8 @@ func TestParseTarget(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if !strings.Contains(err.Error(), tc.wantIn) {
-				t.Errorf("error %q does not name %s", err, tc.wantIn)
+			if !strings.Contains(err.Error(), annotations.ArtifactURL) && !strings.Contains(err.Error(), annotations.Digest) || !strings.Contains(err.Error(), tc.wantIn) {
+				t.Errorf("error %q does not name the annotation and %s", err, tc.wantIn)
 			}
 			if strings.Contains(err.Error(), "secret") {
 				t.Errorf("error %q leaks the password", err)
@@ -81,4 +97,29 @@ func TestParseHealthTimeout(t *testing.T) {
 			t.Errorf("%q: %v, want the key and the range", v, err)
 		}
 	}
+}
+
+// FuzzParseArtifactURL: any annotation value gives a location that says
+// what it was parsed from, of exactly one kind, or an error naming the
+// annotation.
+func FuzzParseArtifactURL(f *testing.F) {
+	good := "sha256:" + strings.Repeat("ab", 32)
+	for _, s := range []string{"https://a/app.tgz", "oci://ghcr.io/org/app@" + good, "oci://ghcr.io/org/app:v1", "oci://u:p@h/r@" + good, "oci://", "oci://a@b@c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		loc, err := annotations.ParseArtifactURL(raw)
+		if err != nil {
+			if !strings.Contains(err.Error(), annotations.ArtifactURL) {
+				t.Fatalf("error %q does not name the annotation", err)
+			}
+			return
+		}
+		if (loc.URL == nil) == (loc.OCI == nil) {
+			t.Fatalf("%q: location %+v is not of exactly one kind", raw, loc)
+		}
+		if loc.OCI != nil && loc.String() != raw {
+			t.Fatalf("%q: parsed as %q", raw, loc.String())
+		}
+	})
 }

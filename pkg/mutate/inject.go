@@ -109,7 +109,7 @@ func inject(d *appsv1.Deployment, o Options) ([]string, *Denial) {
 	}
 	warnings = append(warnings, "aether-devhot: fetcher injected "+where+"; remove the label "+annotations.DevHot+" to revert")
 
-	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: sidecar.TokenVolume, VolumeSource: sidecar.TokenVolumeSource(o.StoreURL)})
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: sidecar.TokenVolume, VolumeSource: sidecar.TokenVolumeSource(o.StoreURL, spec.ImagePullSecrets)})
 
 	if _, ok := d.Annotations[annotations.Digest]; !ok && rec.InitContainer != nil {
 		warnings = append(warnings, fmt.Sprintf("aether-devhot: %s is not set yet: pods wait for the first release; set %s and %s",

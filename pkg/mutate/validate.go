@@ -35,7 +35,7 @@ func validateAnnotations(d *appsv1.Deployment) *Denial {
 	raw, hasURL := ann[annotations.ArtifactURL]
 	if _, err := annotations.ParseArtifactURL(raw); hasURL && err != nil {
 		return deny(ReasonBadAnnotation, annotationField(annotations.ArtifactURL), problem(err),
-			"set it to the URL the pods download the .tar.gz from, with no credentials, e.g. http://store.dev.svc/app.tar.gz")
+			"set it to the URL the pods download the .tar.gz from, with no credentials, e.g. http://store.dev.svc/app.tar.gz, or to an OCI artifact by digest, oci://<registry>/<repo>@sha256:<manifest digest>")
 	}
 	if hasDigest && !hasURL {
 		return deny(ReasonBadAnnotation, annotationField(annotations.ArtifactURL),

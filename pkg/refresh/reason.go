@@ -31,6 +31,11 @@ const (
 	// ReasonPublish: renaming the release, flipping current or touching
 	// boot.cjs failed.
 	ReasonPublish Reason = "publish"
+	// ReasonOCIArtifact: the OCI manifest that aether.dev/artifact-url
+	// names is not a release (package oci): another media type, not
+	// exactly one layer, or a layer that is not aether.dev/digest. The
+	// manifest is named by digest, so retrying cannot help.
+	ReasonOCIArtifact Reason = "oci_artifact"
 
 	// The health gate's reasons: the release was published, but the app did
 	// not come up on it. The first two fail the release, which is rolled
@@ -67,6 +72,7 @@ func Reasons() []Reason {
 		ReasonUnsupportedEntry,
 		ReasonExtract,
 		ReasonPublish,
+		ReasonOCIArtifact,
 		ReasonAppCrashed,
 		ReasonUnhealthy,
 		ReasonAppDown,

@@ -42,6 +42,14 @@ const StoreTokenPath = "store-token"
 // StoreTokenFile is where the fetcher reads its store token.
 const StoreTokenFile = TokenMountPath + "/" + StoreTokenPath
 
+// PullSecretsPath is the directory, in the token volume, of the pod's
+// imagePullSecrets: <name>/.dockerconfigjson for each. The fetcher pulls
+// oci:// artifacts with them, as the kubelet pulls the pod's images.
+const PullSecretsPath = "pull-secrets"
+
+// PullSecretsDir is where the fetcher reads its pull secrets.
+const PullSecretsDir = TokenMountPath + "/" + PullSecretsPath
+
 // MetricsPortName names the fetcher's metrics and health port.
 const MetricsPortName = "devhot-metrics"
 
@@ -199,8 +207,12 @@ func securityContext() *corev1.SecurityContext {
 // namespace, the same three files as the kubelet's kube-api-access volume.
 // With a storeURL it also holds StoreTokenPath, a token of the same
 // lifetime bound to the pod and to the audience storeURL, which the store
-// reviews.
-func TokenVolumeSource(storeURL string) corev1.VolumeSource {
+// reviews. Each of pullSecrets (the pod's imagePullSecrets) adds its
+// .dockerconfigjson under PullSecretsPath; a projection needs no RBAC on
+// Secrets, and is optional, so that a missing or legacy (.dockercfg)
+// secret does not keep the pod from starting, as it does not for the
+// kubelet's image pulls.
+func TokenVolumeSource(storeURL string, pullSecrets []corev1.LocalObjectReference) corev1.VolumeSource {
 	v := corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 		DefaultMode: ptr.To(corev1.ProjectedVolumeSourceDefaultMode),
 		Sources: []corev1.VolumeProjection{
@@ -228,6 +240,19 @@ func TokenVolumeSource(storeURL string) corev1.VolumeSource {
 				ExpirationSeconds: ptr.To(int64(TokenExpirationSeconds)),
 			},
 		})
+	}
+	seen := map[string]bool{}
+	for _, s := range pullSecrets {
+		if s.Name == "" || seen[s.Name] {
+			// Two projections of one path would be refused by validation.
+			continue
+		}
+		seen[s.Name] = true
+		v.Projected.Sources = append(v.Projected.Sources, corev1.VolumeProjection{Secret: &corev1.SecretProjection{
+			LocalObjectReference: s,
+			Items:                []corev1.KeyToPath{{Key: corev1.DockerConfigJsonKey, Path: PullSecretsPath + "/" + s.Name + "/" + corev1.DockerConfigJsonKey}},
+			Optional:             ptr.To(true),
+		}})
 	}
 	return v
 }

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,7 +22,7 @@ func TestStoreToken(t *testing.T) {
 			t.Errorf("store URL %q: env %v", tc.storeURL, c.Env)
 		}
 		var store []*corev1.ServiceAccountTokenProjection
-		for _, s := range TokenVolumeSource(tc.storeURL).Projected.Sources {
+		for _, s := range TokenVolumeSource(tc.storeURL, nil).Projected.Sources {
 			if p := s.ServiceAccountToken; p != nil && p.Path == StoreTokenPath {
 				store = append(store, p)
 			}
@@ -38,5 +39,26 @@ func TestStoreToken(t *testing.T) {
 	}
 	if StoreTokenFile != "/var/run/secrets/kubernetes.io/serviceaccount/store-token" {
 		t.Errorf("StoreTokenFile = %s: the fetcher's default must be where the volume puts it", StoreTokenFile)
+	}
+}
+
+// TestPullSecrets: each named pull secret is projected once, optional,
+// at PullSecretsPath/<name>/.dockerconfigjson.
+func TestPullSecrets(t *testing.T) {
+	var got []string
+	for _, s := range TokenVolumeSource("", []corev1.LocalObjectReference{{Name: "a"}, {Name: ""}, {Name: "b"}, {Name: "a"}}).Projected.Sources {
+		if p := s.Secret; p != nil {
+			if p.Optional == nil || !*p.Optional || len(p.Items) != 1 || p.Items[0].Key != corev1.DockerConfigJsonKey {
+				t.Errorf("projection %+v", p)
+			}
+			got = append(got, p.Name+"="+p.Items[0].Path)
+		}
+	}
+	want := []string{"a=pull-secrets/a/.dockerconfigjson", "b=pull-secrets/b/.dockerconfigjson"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("projected %v, want %v", got, want)
+	}
+	if PullSecretsDir != TokenMountPath+"/pull-secrets" {
+		t.Errorf("PullSecretsDir %s", PullSecretsDir)
 	}
 }

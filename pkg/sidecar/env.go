@@ -33,6 +33,9 @@ const (
 	// store (default StoreTokenFile), read again for every download
 	// because the kubelet rotates it.
 	EnvStoreTokenFile = "AETHER_STORE_TOKEN_FILE"
+	// EnvPullSecretsDir is the directory of the pod's pull secrets (default
+	// PullSecretsDir), which authenticate pulls of oci:// artifacts.
+	EnvPullSecretsDir = "AETHER_PULL_SECRETS_DIR"
 
 	// EnvEntry is set on the app container, not the fetcher: boot.cjs loads
 	// this path, relative to the artifact root.

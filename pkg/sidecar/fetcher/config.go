@@ -72,6 +72,9 @@ type Config struct {
 	StoreURL *url.URL
 	// StoreTokenFile holds the token the store reviews.
 	StoreTokenFile string
+	// PullSecretsDir holds the pod's pull secrets, for oci:// artifacts
+	// (release.WithPullSecrets).
+	PullSecretsDir string
 	// MetricsAddr serves /metrics, /healthz and /readyz.
 	MetricsAddr string
 	// Kubeconfig is used outside a pod; in a pod it stays empty and the
@@ -184,6 +187,10 @@ var settings = []setting{
 	{sidecar.EnvStoreTokenFile, sidecar.StoreTokenFile, "file of the token shown to the store, read for each download", func(c *Config, v string) error {
 		c.StoreTokenFile = v
 		return required(v)
+	}},
+	{sidecar.EnvPullSecretsDir, sidecar.PullSecretsDir, "directory of the pod's pull secrets (<name>/.dockerconfigjson), for oci:// artifacts; none there: anonymous pulls", func(c *Config, v string) error {
+		c.PullSecretsDir = v
+		return nil
 	}},
 	{sidecar.EnvMetricsAddr, sidecar.DefaultMetricsAddr, "listen address of /metrics, /healthz and /readyz", func(c *Config, v string) error {
 		c.MetricsAddr = v

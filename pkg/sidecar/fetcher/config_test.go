@@ -55,6 +55,7 @@ func TestConfigDefaults(t *testing.T) {
 		BackoffMax:       60 * time.Second,
 		MaxArtifactBytes: release.DefaultMaxBytes,
 		StoreTokenFile:   "/var/run/secrets/kubernetes.io/serviceaccount/store-token",
+		PullSecretsDir:   "/var/run/secrets/kubernetes.io/serviceaccount/pull-secrets",
 		MetricsAddr:      ":9102",
 	}
 	if c != want {
@@ -93,6 +94,7 @@ func TestConfigEnvAndFlagSymmetry(t *testing.T) {
 		{sidecar.EnvCAFile, "ca-file", caA, caB, func(c Config) string { return c.CAFile }, "", ""},
 		{sidecar.EnvStoreURL, "store-url", "http://s1", "https://s2/x", func(c Config) string { return c.StoreURL.String() }, "", ""},
 		{sidecar.EnvStoreTokenFile, "store-token-file", "/t1", "/t2", func(c Config) string { return c.StoreTokenFile }, "", ""},
+		{sidecar.EnvPullSecretsDir, "pull-secrets-dir", "/p1", "/p2", func(c Config) string { return c.PullSecretsDir }, "", ""},
 		{sidecar.EnvMetricsAddr, "metrics-addr", ":1", "127.0.0.1:2", func(c Config) string { return c.MetricsAddr }, "", ""},
 		{sidecar.EnvAppDir, "app-dir", "/app", ".", func(c Config) string { return c.AppDir }, "", ""},
 		{sidecar.EnvAppProbe, "app-probe", probeA, probeB, func(c Config) string { return c.AppProbe.String() }, "", ""},

@@ -348,7 +348,7 @@ func (f *Fetcher) start(ctx context.Context, obs observation, t annotations.Targ
 	jctx, cancel := context.WithCancelCause(ctx)
 	j := &job{obs: obs, target: t, ctx: jctx, cancel: cancel}
 	go func() {
-		res, err := f.ws.Apply(jctx, f.http, t, f.limits)
+		res, err := f.ws.Apply(jctx, f.http, t, f.limits, release.WithPullSecrets(f.cfg.PullSecretsDir))
 		done <- outcome{job: j, res: res, err: err, at: time.Now()}
 	}()
 	return j

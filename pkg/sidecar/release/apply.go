@@ -36,7 +36,8 @@ type Result struct {
 	Downloaded int64
 }
 
-// Apply makes t the live release. It streams t.URL through sha256 and
+// Apply makes t the live release. It streams t's .tar.gz (from t.URL, or
+// the one layer of the OCI artifact t.OCI: openOCI) through sha256 and
 // gunzip+tar into a staging directory under releases/, and publishes only if
 // the sha256 of every downloaded byte equals t.Hex: rename to releases/<hex>,
 // flip current, touch boot.cjs in place, prune to the last 3 releases.
@@ -56,8 +57,12 @@ type Result struct {
 // digest changes nothing and does not restart the app.
 //
 // client should come from NewHTTPClient; zero fields of lim take defaults.
-func (w *Workspace) Apply(ctx context.Context, client *http.Client, t annotations.Target, lim Limits) (Result, error) {
-	if !digest.IsHex(t.Hex) || t.Digest != digest.Prefix+t.Hex || t.URL == nil {
+func (w *Workspace) Apply(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, opts ...ApplyOption) (Result, error) {
+	var o applyOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if !digest.IsHex(t.Hex) || t.Digest != digest.Prefix+t.Hex || (t.URL == nil) == (t.OCI == nil) {
 		return Result{}, &Error{Reason: refresh.ReasonBadAnnotation, Err: fmt.Errorf("target %q was not made by annotations.ParseTarget", t.Digest), Final: true}
 	}
 	lim = lim.withDefaults()
@@ -71,7 +76,7 @@ func (w *Workspace) Apply(ctx context.Context, client *http.Client, t annotation
 	if err != nil {
 		return Result{}, w.volumeFull(extractError(err))
 	}
-	res, err := w.stage(ctx, client, t, lim, staging)
+	res, err := w.stage(ctx, client, t, lim, o, staging)
 	if err != nil {
 		w.discard(staging)
 		return res, w.volumeFull(err)
@@ -84,11 +89,11 @@ func (w *Workspace) Apply(ctx context.Context, client *http.Client, t annotation
 }
 
 // stage downloads t into the new directory staging.
-func (w *Workspace) stage(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, staging string) (Result, error) {
+func (w *Workspace) stage(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, o applyOptions, staging string) (Result, error) {
 	if err := os.Chmod(staging, dirMode); err != nil {
 		return Result{}, extractError(err)
 	}
-	return download(ctx, client, t, lim, staging)
+	return download(ctx, client, t, lim, o, staging)
 }
 
 // makeRoom prunes to one release fewer than are kept, then waits until
@@ -154,42 +159,37 @@ func (w *Workspace) republish(ctx context.Context, t annotations.Target) (res Re
 }
 
 // download fetches t into the os.Root at staging and verifies its digest.
-func download(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, staging string) (Result, error) {
+func download(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, o applyOptions, staging string) (Result, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, lim.Timeout,
 		fmt.Errorf("download took longer than %s: %w", lim.Timeout, context.DeadlineExceeded))
 	defer cancel()
-	where := t.URL.Redacted()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL.String(), nil)
+	where := t.String()
+	var src io.ReadCloser
+	var err error
+	if t.OCI != nil {
+		src, err = openOCI(ctx, client, t, lim, o)
+	} else {
+		src, err = get(ctx, client, t.URL.String(), where, "", lim.MaxBytes)
+	}
 	if err != nil {
-		return Result{}, newError(refresh.ReasonDownload, err)
+		return Result{}, err
 	}
-	req.Header.Set("User-Agent", userAgent)
-	resp, err := client.Do(req)
-	if err != nil {
-		return Result{}, downloadError(ctx, where, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return Result{}, newError(refresh.ReasonHTTPStatus, fmt.Errorf("GET %s: %s%s", where, resp.Status, statusReason(resp)))
-	}
-	if resp.ContentLength > lim.MaxBytes {
-		return Result{}, newError(refresh.ReasonSizeLimit, fmt.Errorf("GET %s: Content-Length %d is over the limit of %d bytes", where, resp.ContentLength, lim.MaxBytes))
-	}
+	defer src.Close()
 	root, err := os.OpenRoot(staging)
 	if err != nil {
 		return Result{}, newError(refresh.ReasonExtract, err)
 	}
 	defer root.Close()
 
-	body := &meter{ctx: ctx, r: resp.Body, limit: lim.MaxBytes, where: where}
+	body := &meter{ctx: ctx, r: src, limit: lim.MaxBytes, where: where}
 	h := sha256.New()
-	src := io.TeeReader(body, h)
+	hashed := io.TeeReader(body, h)
 	x := newExtractor(ctx, root, lim, body)
-	xerr := x.extract(src)
+	xerr := x.extract(hashed)
 	// Hash the rest even when the tar ended early or was refused, so that a
 	// wrong artifact is reported as a checksum failure rather than as
 	// whatever its bytes happened to trip over.
-	_, derr := io.Copy(io.Discard, src)
+	_, derr := io.Copy(io.Discard, hashed)
 	res := Result{Digest: t.Digest, Bytes: x.bytes, Files: x.files, Downloaded: body.n}
 	if derr != nil {
 		// The artifact never arrived whole, so whatever extraction made of
@@ -204,6 +204,33 @@ func download(ctx context.Context, client *http.Client, t annotations.Target, li
 		return res, newError(refresh.ReasonChecksum, err)
 	}
 	return res, xerr
+}
+
+// get GETs u (shown as where) and returns the body of a 200 answer that
+// does not announce more than limit bytes. accept, when not empty, is the
+// Accept header.
+func get(ctx context.Context, client *http.Client, u, where, accept string, limit int64) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, newError(refresh.ReasonDownload, err)
+	}
+	req.Header.Set("User-Agent", userAgent)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, downloadError(ctx, where, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, newError(refresh.ReasonHTTPStatus, fmt.Errorf("GET %s: %s%s", where, resp.Status, statusReason(resp)))
+	}
+	if resp.ContentLength > limit {
+		resp.Body.Close()
+		return nil, newError(refresh.ReasonSizeLimit, fmt.Errorf("GET %s: Content-Length %d is over the limit of %d bytes", where, resp.ContentLength, limit))
+	}
+	return resp.Body, nil
 }
 
 // downloadError reports err, or the reason ctx ended if it has: a timeout or

@@ -73,18 +73,7 @@ func TestClusterKubectlDevhot(t *testing.T) {
 		if m == nil || m[2] != "2" || m[3] != "2" {
 			t.Fatalf("push did not report its digest live on 2/2 pods")
 		}
-		k.kubectl(t, "", "rollout", "status", "deployment/"+deployment, "--timeout=60s")
-		pods := strings.Fields(k.kubectl(t, "", "get", "pods", "-l", "app="+deployment,
-			"--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}"))
-		if len(pods) != 2 {
-			t.Fatalf("running pods %v, want 2", pods)
-		}
-		for _, pod := range pods {
-			a, err := k.answer(pod)
-			if err != nil || a.Version != v {
-				t.Fatalf("pod %s answered %+v (%v), want version %d", pod, a, err, v)
-			}
-		}
+		k.liveOn(t, 2, v)
 		return m[1]
 	}
 

@@ -51,6 +51,25 @@ func (k *clusterNS) kubectl(t *testing.T, stdin string, args ...string) string {
 	return out
 }
 
+// liveOn waits for the rollout of the sample, then checks that it has
+// exactly want Running pods and that each answers version v; it returns
+// their names.
+func (k *clusterNS) liveOn(t *testing.T, want, v int) []string {
+	t.Helper()
+	k.kubectl(t, "", "rollout", "status", "deployment/"+deployment, "--timeout=60s")
+	pods := strings.Fields(k.kubectl(t, "", "get", "pods", "-l", "app="+deployment,
+		"--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}"))
+	if len(pods) != want {
+		t.Fatalf("running pods %v, want %d", pods, want)
+	}
+	for _, pod := range pods {
+		if a, err := k.answer(pod); err != nil || a.Version != v {
+			t.Fatalf("pod %s answered %+v (%v), want version %d", pod, a, err, v)
+		}
+	}
+	return pods
+}
+
 // answer asks the app in pod for its version, process and start count.
 func (k *clusterNS) answer(pod string) (localpod.Answer, error) { return k.kc().Answer(pod) }
 
