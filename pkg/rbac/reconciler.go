@@ -157,9 +157,16 @@ func (r *Reconciler) ensure(ctx context.Context, d *appsv1.Deployment) error {
 	var created []string
 	const fix = "delete or rename it, and the manager makes its own; it is never adopted"
 	if sa == names.ServiceAccount(d.Name) {
+		pull, err := r.defaultPullSecrets(ctx, d.Namespace)
+		if err != nil {
+			return err
+		}
 		made, err := r.ensureOne(ctx, d, &corev1.ServiceAccount{}, "ServiceAccount", sa,
 			fix+", or give the pods a service account of your own in spec.template.spec.serviceAccountName",
-			func(client.Object) error { return nil })
+			func(o client.Object) error {
+				o.(*corev1.ServiceAccount).ImagePullSecrets = pull
+				return nil
+			})
 		if err != nil {
 			return err
 		}
@@ -200,6 +207,25 @@ func (r *Reconciler) ensure(ctx context.Context, d *appsv1.Deployment) error {
 			"created %v for the fetcher, bound to service account %s", created, sa)
 	}
 	return nil
+}
+
+// defaultPullSecrets are the imagePullSecrets of namespace's default
+// service account, which the pods ran as before the webhook moved them to
+// the fetcher's: the ServiceAccount admission plugin gives a pod its
+// account's pull secrets, so ours must carry them, or images that pulled
+// with them no longer would. They are copied on every reconcile of the
+// Deployment. The default account is not ours, so it is read past the
+// cache.
+func (r *Reconciler) defaultPullSecrets(ctx context.Context, namespace string) ([]corev1.LocalObjectReference, error) {
+	var def corev1.ServiceAccount
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: "default"}, &def)
+	if apierrors.IsNotFound(err) || err == nil && len(def.ImagePullSecrets) == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the default service account's imagePullSecrets: %w", err)
+	}
+	return slices.Clone(def.ImagePullSecrets), nil
 }
 
 // ensureOne makes obj (an empty object of kind) named name in d's

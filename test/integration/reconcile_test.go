@@ -308,3 +308,60 @@ func reconciles(t *testing.T, controller string) float64 {
 	n, _ := counter(t, "controller_runtime_reconcile_total", "controller", controller)
 	return n
 }
+
+// The pods ran as the namespace's default account, whose imagePullSecrets
+// the ServiceAccount admission plugin gave them; moved to hello-devhot,
+// they must still get them, or a private image no longer pulls. The
+// fetcher's account carries the default's pull secrets, and follows a
+// change of them at the next reconcile of the Deployment.
+func TestFetcherAccountKeepsTheDefaultsPullSecrets(t *testing.T) {
+	ns := namespace(t, nil)
+	ctx := context.Background()
+	setPull := func(names ...string) {
+		t.Helper()
+		var refs []corev1.LocalObjectReference
+		for _, n := range names {
+			refs = append(refs, corev1.LocalObjectReference{Name: n})
+		}
+		sa, err := cp.Clientset.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) { // no service account controller here
+			_, err = cp.Clientset.CoreV1().ServiceAccounts(ns).Create(ctx,
+				&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}, ImagePullSecrets: refs}, metav1.CreateOptions{})
+		} else if err == nil {
+			sa.ImagePullSecrets = refs
+			_, err = cp.Clientset.CoreV1().ServiceAccounts(ns).Update(ctx, sa, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pullOf := func() string {
+		sa, err := cp.Clientset.CoreV1().ServiceAccounts(ns).Get(ctx, "hello-devhot", metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		var got []string
+		for _, r := range sa.ImagePullSecrets {
+			got = append(got, r.Name)
+		}
+		return strings.Join(got, ",")
+	}
+	setPull("regcred")
+	kubectl(t, sample(t), "-n", ns, "apply", "-f", "-")
+	waitRBAC(t, ns, "hello", "hello-devhot")
+	wait.For(t, "hello-devhot with the default's pull secrets", 10*time.Second, func() error {
+		if got := pullOf(); got != "regcred" {
+			return fmt.Errorf("imagePullSecrets %q, want regcred", got)
+		}
+		return nil
+	})
+
+	setPull("regcred", "mirror")
+	kubectl(t, "", "-n", ns, "annotate", "--overwrite", "deploy", "hello", "touch=1")
+	wait.For(t, "the change followed", 10*time.Second, func() error {
+		if got := pullOf(); got != "regcred,mirror" {
+			return fmt.Errorf("imagePullSecrets %q, want regcred,mirror", got)
+		}
+		return nil
+	})
+}
