@@ -362,8 +362,12 @@ func TestTemplateToggles(t *testing.T) {
 			}
 		}},
 		{"fleet metrics", toggles["fleet metrics"], func(t *testing.T, objs []*unstructured.Unstructured) {
-			if _, ok := arg(deployment(t, objs).Spec.Template.Spec.Containers[0].Args, "ingest-fetcher-logs"); !ok {
+			args := deployment(t, objs).Spec.Template.Spec.Containers[0].Args
+			if _, ok := arg(args, "ingest-fetcher-logs"); !ok {
 				t.Error("no --ingest-fetcher-logs")
+			}
+			if v, _ := arg(args, "fleet-streams-per-namespace"); v != "10" {
+				t.Errorf("--fleet-streams-per-namespace=%q, want the default 10", v)
 			}
 			// The ClusterRole's pod rules are pinned in TestClusterRoleIsWhatTheCodeUses.
 		}},
@@ -476,6 +480,8 @@ func TestTemplateRejectsBadValues(t *testing.T) {
 		{[]string{"store.maxUploads=65"}, "maxUploads"},
 		{[]string{"store.maxNamespaceUploads=65", "store.maxUploads=65"}, "maxNamespaceUploads"},
 		{[]string{"store.persistence.enabled=maybe"}, "persistence.enabled"},
+		{[]string{"fleetMetrics.enabled=true", "fleetMetrics.streamsPerNamespace=0"}, "streamsPerNamespace"},
+		{[]string{"fleetMetrics.enabled=true", "fleetMetrics.streamsPerNamespace=101"}, "streamsPerNamespace"},
 	} {
 		t.Run(strings.Join(tc.sets, ","), func(t *testing.T) {
 			_, err := render(r, tc.sets...)
