@@ -76,6 +76,10 @@ func (w *Workspace) Apply(ctx context.Context, client *http.Client, t annotation
 		w.discard(staging)
 		return res, w.volumeFull(err)
 	}
+	if err := linkDeps(staging); err != nil {
+		w.discard(staging)
+		return res, newError(refresh.ReasonPublish, fmt.Errorf("link the dependencies' node_modules: %w", err))
+	}
 	if err := w.publish(ctx, staging, t.Hex); err != nil {
 		w.discard(staging)
 		return res, err

@@ -10,6 +10,7 @@
 // process exits before it is ready is rolled back.
 const fs = require('node:fs');
 const path = require('node:path');
+const { spawn } = require('node:child_process');
 const Module = require('node:module');
 const { pathToFileURL } = require('node:url');
 
@@ -41,6 +42,9 @@ try {
 
 let ready = false;
 let fatal;
+// deps is what the record says of the release's dependencies, when it
+// resolves them through the workspace's cache (see prepareDeps).
+let deps;
 
 // recordLoaded writes the record: the release this process runs ("" for
 // the image's own code), where the app's directory is, whether the entry
@@ -51,6 +55,7 @@ function recordLoaded(exit) {
   const tmp = `${file}.${process.pid}.tmp`;
   const record = { digest, pid: process.pid, time: new Date().toISOString(), ready };
   if (appDir) record.appDir = appDir;
+  if (deps) record.deps = deps;
   if (exit) record.exit = exit;
   try {
     fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`);
@@ -177,17 +182,294 @@ function loaded() {
   recordLoaded();
 }
 
-awaitImageModules();
-process.chdir(root);
-// The app sees itself as the entry point, as under `node <entry>`.
-process.argv[1] = main;
-if (isModule(main)) {
-  // A rejection is left unhandled, so that Node prints it and exits as it
-  // would without boot.cjs; the monitor above records it.
-  import(pathToFileURL(main).href).then(loaded);
-} else {
-  // runMain, unlike require, makes require.main === module in the entry, so
-  // apps that listen only when run directly still start.
-  Module.runMain(main);
-  loaded();
+function start() {
+  awaitImageModules();
+  process.chdir(root);
+  // The app sees itself as the entry point, as under `node <entry>`.
+  process.argv[1] = main;
+  if (isModule(main)) {
+    // A rejection is left unhandled, so that Node prints it and exits as it
+    // would without boot.cjs; the monitor above records it.
+    import(pathToFileURL(main).href).then(loaded);
+  } else {
+    // runMain, unlike require, makes require.main === module in the entry, so
+    // apps that listen only when run directly still start.
+    Module.runMain(main);
+    loaded();
+  }
 }
+
+// Dependencies (docs/dependencies.md). A release that carries a
+// package.json and a lockfile gets from the fetcher a node_modules link to
+// .aether/deps/<sha256 of the lockfile>/node_modules; this process fills
+// that entry before the entry script loads, once per lockfile in the pod:
+// a link to the image's node_modules when the lockfile is the image's,
+// else an install by the image's own package manager, which builds native
+// modules for this container's platform. Each entry is made under a
+// temporary name and renamed into place, so one that exists is complete.
+
+// lockfiles is sidecar.Lockfiles, in its order.
+const lockfiles = ['npm-shrinkwrap.json', 'package-lock.json', 'pnpm-lock.yaml', 'yarn.lock'];
+const depsDir = path.join(__dirname, 'deps');
+const depsLink = /^\.\.\/\.\.\/\.aether\/deps\/([0-9a-f]{64})\/node_modules$/;
+// depsInfo is the file in each entry that says how it was made.
+const depsInfo = 'aether-deps.json';
+// maxOutput bounds the package manager's output kept for the record.
+const maxOutput = 16 << 10;
+
+// depsKeyOf returns the key of dir's node_modules link into the cache, ''
+// when it has none.
+function depsKeyOf(dir) {
+  try {
+    const m = depsLink.exec(fs.readlinkSync(path.join(dir, 'node_modules')));
+    return m ? m[1] : '';
+  } catch {
+    return '';
+  }
+}
+
+function isFile(file) {
+  try {
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+// temp is a new name in the cache for work in progress: .tmp-<pid>-<what>,
+// so that pruneDeps knows whose it is.
+function temp(what) {
+  return path.join(depsDir, `.tmp-${process.pid}-${what}`);
+}
+
+// managerOf says which package manager installs a lockfile, and how.
+function managerOf(lockfile, content) {
+  switch (lockfile) {
+    case 'pnpm-lock.yaml':
+      return { name: 'pnpm', args: ['install', '--frozen-lockfile'] };
+    case 'yarn.lock':
+      // Yarn 2+ writes __metadata; it spells "frozen" --immutable.
+      return { name: 'yarn', args: ['install', content.includes('__metadata:') ? '--immutable' : '--frozen-lockfile'] };
+  }
+  return { name: 'npm', args: ['ci'] };
+}
+
+// which finds an executable on PATH or beside node; '' when none.
+function which(name) {
+  const dirs = (process.env.PATH || '').split(path.delimiter).filter(Boolean);
+  dirs.push(path.dirname(process.execPath));
+  for (const dir of dirs) {
+    const file = path.join(dir, name);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      if (fs.statSync(file).isFile()) return file;
+    } catch {
+      // not here
+    }
+  }
+  return '';
+}
+
+// failDeps ends the process on a release whose dependencies it could not
+// get; the fetcher reports reason and rolls the release back.
+function failDeps(reason, message, output) {
+  deps.state = 'failed';
+  deps.reason = reason;
+  if (output) deps.output = output;
+  fail(output ? `${message}:\n${output}` : message);
+}
+
+// lastLines keeps what tells why an install failed: the output's last
+// lines, without blank ones and without npm's pointer to its log, which
+// is gone with the install's directory.
+function lastLines(text) {
+  return text
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l && !/^npm (error|ERR!)( \d+)?$/.test(l) && !/A complete log of this run can be found in/.test(l))
+    .slice(-12)
+    .join('\n');
+}
+
+// publishEntry renames the entry made in tmp into place; an entry that a
+// process of an earlier start made meanwhile is as good.
+function publishEntry(tmp, entry, info) {
+  fs.writeFileSync(path.join(tmp, depsInfo), `${JSON.stringify(info)}\n`);
+  try {
+    fs.renameSync(tmp, entry);
+  } catch (err) {
+    if (!fs.existsSync(path.join(entry, 'node_modules'))) throw err;
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+// prepareDeps gets the release's dependencies. It returns true when they
+// are there; else an install runs, which calls done once it succeeded.
+function prepareDeps(key, done) {
+  const lockfile = lockfiles.find((l) => isFile(path.join(root, l)));
+  deps = { lockfile: lockfile || '', key, state: 'cached' };
+  const entry = path.join(depsDir, key);
+  if (fs.existsSync(path.join(entry, 'node_modules'))) {
+    try {
+      if (JSON.parse(fs.readFileSync(path.join(entry, depsInfo), 'utf8')).state === 'image') deps.state = 'image';
+    } catch {
+      // an entry without its info was installed
+    }
+    return true;
+  }
+  if (!lockfile) {
+    return failDeps('deps_install_failed', `release ${path.basename(root)} links its node_modules to a lockfile it does not carry`);
+  }
+  const content = fs.readFileSync(path.join(root, lockfile));
+  fs.mkdirSync(depsDir, { recursive: true });
+  if (appDir && isFile(path.join(appDir, lockfile)) && fs.readFileSync(path.join(appDir, lockfile)).equals(content)) {
+    // The image's lockfile: its node_modules are these dependencies.
+    const tmp = temp(key);
+    fs.mkdirSync(tmp);
+    fs.symlinkSync(path.join(appDir, 'node_modules'), path.join(tmp, 'node_modules'));
+    publishEntry(tmp, entry, { state: 'image' });
+    deps.state = 'image';
+    return true;
+  }
+  install(lockfile, content.toString('utf8'), key, entry, done);
+  return false;
+}
+
+// install runs the lockfile's package manager in a new directory holding
+// the release's package.json, lockfile and package manager settings, and
+// makes it the cache's entry.
+function install(lockfile, content, key, entry, done) {
+  const m = managerOf(lockfile, content);
+  const command = `${m.name} ${m.args.join(' ')}`;
+  deps.manager = m.name;
+  let bin = which(m.name);
+  if (!bin) {
+    return failDeps('no_package_manager', `${lockfile} needs ${m.name}, and the app's image has none on PATH (${process.env.PATH || ''}): add ${m.name} to the image, or push the lockfile the image was built with`);
+  }
+  let args = m.args;
+  // npm, pnpm and yarn are scripts for node: run them with this node, so
+  // that an image without /usr/bin/env still can.
+  const real = fs.realpathSync(bin);
+  if (/\.[cm]?js$/.test(real)) {
+    args = [real, ...args];
+    bin = process.execPath;
+  }
+  const tmp = temp(key);
+  const cache = temp(`cache-${key}`);
+  fs.mkdirSync(tmp);
+  for (const f of ['package.json', lockfile, '.npmrc', '.yarnrc', '.yarnrc.yml', 'pnpm-workspace.yaml']) {
+    if (isFile(path.join(root, f))) fs.copyFileSync(path.join(root, f), path.join(tmp, f));
+  }
+  const env = { ...process.env };
+  // The install's cache lives and dies with it, in the workspace: the
+  // image's HOME may be read-only, and the volume must not grow.
+  const defaults = { npm_config_cache: cache, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false', npm_config_progress: 'false' };
+  for (const [k, v] of Object.entries(defaults)) {
+    if (env[k] === undefined && env[k.toUpperCase()] === undefined) env[k] = v;
+  }
+  deps.state = 'installing';
+  recordLoaded();
+  console.error(`aether boot: installing the dependencies of ${lockfile} with ${command}`);
+  const began = Date.now();
+  let output = '';
+  const child = spawn(bin, args, { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const keep = (chunk) => {
+    process.stderr.write(chunk);
+    output = (output + chunk.toString('utf8')).slice(-maxOutput);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  // node --watch stops this process with SIGTERM when a newer release is
+  // published: the install stops with it, and the signal then ends this
+  // process as it would have.
+  const stop = (signal) => {
+    child.kill('SIGTERM');
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  const cleanup = () => fs.rmSync(cache, { recursive: true, force: true });
+  child.on('error', (err) => {
+    cleanup();
+    failDeps('no_package_manager', `${command} could not start: ${err.message}`);
+  });
+  child.on('close', (code, signal) => {
+    process.removeListener('SIGTERM', stop);
+    process.removeListener('SIGINT', stop);
+    cleanup();
+    if (code !== 0) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      return failDeps('deps_install_failed', `${command} failed (${signal ? `signal ${signal}` : `exit code ${code}`})`, lastLines(output));
+    }
+    const ms = Date.now() - began;
+    try {
+      publishEntry(tmp, entry, { state: 'installed', manager: m.name, ms });
+    } catch (err) {
+      return failDeps('deps_install_failed', `cannot keep the installed dependencies in ${entry}: ${err.message}`);
+    }
+    deps.state = 'installed';
+    deps.ms = ms;
+    console.error(`aether boot: installed the dependencies of ${lockfile} in ${ms} ms`);
+    done();
+  });
+}
+
+// pruneDeps removes, in the background, the cache's entries that no
+// release on disk links to (the fetcher keeps the last three), and what
+// processes that have exited left in progress.
+function pruneDeps() {
+  let names;
+  try {
+    names = fs.readdirSync(depsDir);
+  } catch {
+    return;
+  }
+  const used = new Set();
+  const releases = path.join(workspace, 'releases');
+  try {
+    for (const r of fs.readdirSync(releases)) {
+      const k = /^[0-9a-f]{64}$/.test(r) && depsKeyOf(path.join(releases, r));
+      if (k) used.add(k);
+    }
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const tmp = /^\.tmp-(\d+)-/.exec(name);
+    if (tmp ? alive(Number(tmp[1])) : !/^[0-9a-f]{64}$/.test(name) || used.has(name)) continue;
+    const trash = temp(`trash-${name}`);
+    try {
+      fs.renameSync(path.join(depsDir, name), trash);
+    } catch {
+      continue;
+    }
+    fs.rm(trash, { recursive: true, force: true }, () => {});
+  }
+}
+
+function alive(pid) {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
+
+function go() {
+  pruneDeps();
+  start();
+}
+
+const releaseKey = depsKeyOf(root);
+let there = true;
+if (digest && releaseKey) {
+  try {
+    there = prepareDeps(releaseKey, go);
+  } catch (err) {
+    failDeps('deps_install_failed', `cannot prepare the dependencies in ${depsDir}: ${err.message}`);
+  }
+}
+if (there) go();

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -39,6 +40,47 @@ type Loaded struct {
 	// an uncaught error, an empty event loop); nil while it runs, and
 	// after a signal, which leaves no record.
 	Exit *Exit `json:"exit,omitempty"`
+	// Deps is set when the release resolves its packages through
+	// sidecar.DepsDir: how boot.cjs got them before the entry loaded.
+	Deps *Deps `json:"deps,omitempty"`
+}
+
+// DepsState is how far boot.cjs has got with a release's dependencies.
+type DepsState string
+
+// The states of Deps. The first three let the entry load.
+const (
+	// DepsImage: the lockfile is the image's, and the release uses the
+	// image's own node_modules; nothing was installed.
+	DepsImage = DepsState(refresh.DepsImage)
+	// DepsCached: a process of this pod got the lockfile's dependencies
+	// before; nothing was installed.
+	DepsCached = DepsState(refresh.DepsCached)
+	// DepsInstalled: the image's package manager installed them, in Ms.
+	DepsInstalled = DepsState(refresh.DepsInstalled)
+	// DepsInstalling: the package manager runs; the health timeout waits.
+	DepsInstalling DepsState = "installing"
+	// DepsFailed: they could not be got, for Reason; the process exits.
+	DepsFailed DepsState = "failed"
+)
+
+// Deps is what boot.cjs records of a release's dependencies.
+type Deps struct {
+	// Lockfile is the lockfile's name (one of sidecar.Lockfiles), Key its
+	// sha256, the entry's name under sidecar.DepsDir.
+	Lockfile string    `json:"lockfile"`
+	Key      string    `json:"key"`
+	State    DepsState `json:"state"`
+	// Manager is the package manager that installs or installed them
+	// (npm, pnpm, yarn).
+	Manager string `json:"manager,omitempty"`
+	// Ms is how long the install took, for DepsInstalled.
+	Ms int64 `json:"ms,omitempty"`
+	// Reason is DepsFailed's: refresh.ReasonNoPackageManager or
+	// refresh.ReasonDepsInstall.
+	Reason refresh.Reason `json:"reason,omitempty"`
+	// Output is the last lines the package manager printed, for DepsFailed.
+	Output string `json:"output,omitempty"`
 }
 
 // Exit is how a process of the app ended.
