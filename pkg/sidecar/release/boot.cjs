@@ -214,8 +214,10 @@ const depsDir = path.join(__dirname, 'deps');
 const depsLink = /^\.\.\/\.\.\/\.aether\/deps\/([0-9a-f]{64})\/node_modules$/;
 // depsInfo is the file in each entry that says how it was made.
 const depsInfo = 'aether-deps.json';
-// maxOutput bounds the package manager's output kept for the record.
+// maxOutput bounds the package manager's output kept; maxLines how many
+// of its lines the record carries.
 const maxOutput = 16 << 10;
+const maxLines = 12;
 
 // depsKeyOf returns the key of dir's node_modules link into the cache, ''
 // when it has none.
@@ -279,21 +281,28 @@ function failDeps(reason, message, output) {
   fail(output ? `${message}:\n${output}` : message);
 }
 
-// lastLines keeps what tells why an install failed: the output's last
-// lines, without blank ones and without npm's pointer to its log, which
-// is gone with the install's directory.
-function lastLines(text) {
-  return text
-    .split('\n')
-    .map((l) => l.trimEnd())
-    .filter((l) => l && !/^npm (error|ERR!)( \d+)?$/.test(l) && !/A complete log of this run can be found in/.test(l))
-    .slice(-12)
+// whyFailed keeps what tells why an install failed, from the end of the
+// package manager's output: npm's error block, which it prints last, from
+// its start (the code, the request or the command that failed), without
+// stack frames, error objects' fields, blank lines or the pointer to its
+// log, which is gone with the install's cache; for another manager, its
+// last lines.
+function whyFailed(text) {
+  const lines = text.split('\n').map((l) => l.trimEnd()).filter(Boolean);
+  const npm = lines.filter((l) => /^npm (error|ERR!)/.test(l));
+  if (npm.length === 0) return lines.slice(-maxLines).join('\n');
+  return npm
+    .filter((l) => !/^npm (error|ERR!)( \d+| *\}?)$/.test(l) && !/^npm (error|ERR!) {2,}/.test(l) && !/A complete log of this run can be found in/.test(l))
+    .slice(0, maxLines)
     .join('\n');
 }
 
 // publishEntry renames the entry made in tmp into place; an entry that a
 // process of an earlier start made meanwhile is as good.
 function publishEntry(tmp, entry, info) {
+  // A lockfile with no packages installs no node_modules; the entry
+  // still needs one, empty, to be complete.
+  fs.mkdirSync(path.join(tmp, 'node_modules'), { recursive: true });
   fs.writeFileSync(path.join(tmp, depsInfo), `${JSON.stringify(info)}\n`);
   try {
     fs.renameSync(tmp, entry);
@@ -400,7 +409,7 @@ function install(lockfile, content, key, entry, done) {
     cleanup();
     if (code !== 0) {
       fs.rmSync(tmp, { recursive: true, force: true });
-      return failDeps('deps_install_failed', `${command} failed (${signal ? `signal ${signal}` : `exit code ${code}`})`, lastLines(output));
+      return failDeps('deps_install_failed', `${command} failed (${signal ? `signal ${signal}` : `exit code ${code}`})`, whyFailed(output));
     }
     const ms = Date.now() - began;
     try {

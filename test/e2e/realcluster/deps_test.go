@@ -1,0 +1,165 @@
+package realcluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aether-dev/aether-devhot/test/framework/apps"
+	"github.com/aether-dev/aether-devhot/test/framework/cluster"
+	"github.com/aether-dev/aether-devhot/test/framework/npmregistry"
+)
+
+var installedIn = regexp.MustCompile(`(?m)^  (\S+): live in \d+ms \(dependencies installed in (\d+)ms\)$`)
+
+// TestClusterDependencyChange is issue 14's dependency change on real
+// pods: shop-api (express, its node_modules in its image) on 2 replicas,
+// with NPM_CONFIG_REGISTRY naming a package registry that the pods reach
+// (the test's, on the host's end of the cluster's veth: the network has no
+// route out). A push that adds lodash.get to package.json and the lockfile
+// and uses it is installed in each pod by the image's npm and goes live;
+// the next push with the same lockfile installs nothing; a push whose
+// lockfile names a package the registry lacks fails with npm's error and
+// the previous release still answers.
+func TestClusterDependencyChange(t *testing.T) {
+	s := services[0]
+	cache, err := npmregistry.DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := npmregistry.FromLockfile(filepath.Join(apps.Dir("shop-api"), "package-lock.json"), cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get, err := npmregistry.Fetch("lodash.get", "4.4.2", cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := npmregistry.Start(cluster.HostAddr+":0", append(base, get)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	t.Logf("npm registry for the pods at %s: %d packages", reg.URL, len(base)+1)
+	k, pods := enabledService(t, s, "NPM_CONFIG_REGISTRY="+reg.URL)
+
+	src := t.TempDir()
+	if err := apps.Copy(s.code, src); err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(apps.Dir(s.code), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	write := func(name string, b []byte) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What lodash.get answers proves that the new package runs.
+	message := func(msg string) []byte {
+		return fmt.Appendf(nil, "module.exports = require('lodash.get')({ reply: { text: %q } }, 'reply.text');\n", msg)
+	}
+	pj, lock, err := npmregistry.AddDependencies(read("package.json"), read("package-lock.json"), get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("package.json", pj)
+	write("package-lock.json", lock)
+
+	t.Run("a new dependency is installed in each pod", func(t *testing.T) {
+		write(s.message, message("lodash.get installed"))
+		out := k.devhot(t, "push", "deploy/"+s.app, src)
+		if m := liveLine.FindStringSubmatch(out); m == nil || m[2] != "2" {
+			t.Fatalf("push did not go live on 2/2 pods")
+		}
+		if n := strings.Count(out, "installing the dependencies of package-lock.json in the pod"); n != 2 {
+			t.Errorf("push said %d times that a pod installs, want 2", n)
+		}
+		installs := installedIn.FindAllStringSubmatch(out, -1)
+		if len(installs) != 2 {
+			t.Errorf("push reported %d pods live with installed dependencies, want 2", len(installs))
+		}
+		waitAnswer(t, k, s, "lodash.get installed", 2)
+		if !installed(reg, "lodash.get") {
+			t.Errorf("no pod fetched lodash.get from the registry: %v", reg.Tarballs())
+		}
+		// The baseline: the same npm ci, by hand, in the same pods.
+		for _, m := range installs {
+			byHand, err := npmregistry.NpmCIByHand(k.kc(), m[1], s.container, pj, lock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("pod %s: the push's install took %s ms, npm ci by hand %d ms", m[1], m[2], byHand.Milliseconds())
+		}
+	})
+
+	t.Run("the same lockfile installs nothing", func(t *testing.T) {
+		before := len(reg.Requests())
+		write(s.message, message("same lockfile, new code"))
+		out := k.devhot(t, "push", "deploy/"+s.app, src)
+		if m := liveLine.FindStringSubmatch(out); m == nil || m[2] != "2" {
+			t.Fatalf("push did not go live on 2/2 pods")
+		}
+		if n := strings.Count(out, "(dependencies: cached in the pod, nothing installed)"); n != 2 {
+			t.Errorf("push reported %d pods with cached dependencies, want 2", n)
+		}
+		if strings.Contains(out, "installing the dependencies") {
+			t.Errorf("push says a pod installs again")
+		}
+		waitAnswer(t, k, s, "same lockfile, new code", 2)
+		if after := reg.Requests()[before:]; len(after) != 0 {
+			t.Errorf("the pods asked the registry for %v", after)
+		}
+	})
+
+	t.Run("a failing install: npm's error, and the old release answers", func(t *testing.T) {
+		missing, err := npmregistry.Pack("aether-devhot-no-such-package", "1.0.0", map[string]string{"package.json": `{"name":"aether-devhot-no-such-package","version":"1.0.0"}`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad, badLock, err := npmregistry.AddDependencies(pj, lock, missing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("package.json", bad)
+		write("package-lock.json", badLock)
+		write(s.message, message("never live"))
+		start := time.Now()
+		out, err := k.devhotErr(t, "push", "deploy/"+s.app, src)
+		if err == nil {
+			t.Fatal("push of a lockfile that cannot be installed exited 0")
+		}
+		t.Logf("push exited 1 after %d ms", time.Since(start).Milliseconds())
+		for _, want := range []string{"installing its dependencies failed: npm ci failed (exit code 1)", "npm error 404", "aether-devhot-no-such-package", "rolled back to sha256:", "failed on 2 of 2 pods (deps_install_failed)"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("push's output lacks %q", want)
+			}
+		}
+		waitAnswer(t, k, s, "same lockfile, new code", 2)
+	})
+
+	for _, p := range pods {
+		if n := restartCounts(t, k, p.Name); n != 0 {
+			t.Errorf("pod %s: %d container restarts", p.Name, n)
+		}
+	}
+}
+
+// installed reports whether the registry served a tarball of name.
+func installed(reg *npmregistry.Registry, name string) bool {
+	for _, p := range reg.Tarballs() {
+		if strings.HasPrefix(p, "/"+name+"/-/") {
+			return true
+		}
+	}
+	return false
+}
