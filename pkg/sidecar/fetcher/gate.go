@@ -145,7 +145,12 @@ func (g gate) next(l look) (gate, step) {
 			g.down = true
 			return g, step{verdict: vDown, why: why, exited: true, loaded: r.Ready}
 		}
-		return g, step{verdict: vCrashed, why: why, exited: true, loaded: r.Ready, reason: depsFailure(r.Deps)}
+		reason := depsFailure(r.Deps)
+		if reason != "" && r.Exit.Error != nil {
+			// boot.cjs's message says it all; "Error: " would only add noise.
+			why = r.Exit.Error.Message
+		}
+		return g, step{verdict: vCrashed, why: why, exited: true, loaded: r.Ready, reason: reason}
 	}
 	if g.exited {
 		// node --watch waits for a touch; only a new process changes that.

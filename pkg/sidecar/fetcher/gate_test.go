@@ -183,7 +183,7 @@ func TestGate(t *testing.T) {
 		}},
 		{"the install failed: crashed, with its reason and output", plain, []at{
 			{ms: 100, rec: withDeps(loading(digestB, 2), release.DepsInstalling), want: vInstalling},
-			{ms: 3_000, rec: depsFailed(digestB, 2, refresh.ReasonDepsInstall, "npm error 404 Not Found - GET http://registry/nope"), want: vCrashed, why: "npm error 404 Not Found", exited: true, reason: refresh.ReasonDepsInstall},
+			{ms: 3_000, rec: depsFailed(digestB, 2, refresh.ReasonDepsInstall, "npm error 404 Not Found - GET http://registry/nope"), want: vCrashed, why: "npm ci failed (exit code 1):\nnpm error 404 Not Found", exited: true, reason: refresh.ReasonDepsInstall},
 		}},
 		{"no package manager: crashed, with that reason", plain, []at{
 			{ms: 100, rec: depsFailed(digestB, 2, refresh.ReasonNoPackageManager, ""), want: vCrashed, exited: true, reason: refresh.ReasonNoPackageManager},

@@ -98,8 +98,9 @@ type lockfile struct {
 }
 
 // FromLockfile returns every package that the package-lock.json at file
-// installs, fetching each tarball from its resolved URL (the npm
-// registry) unless cacheDir already holds it, and checking it against the
+// installs, fetching each tarball from its resolved URL, or from the npm
+// registry where the lockfile omits it (omit-lockfile-registry-resolved),
+// unless cacheDir already holds it, and checking it against the
 // lockfile's integrity.
 func FromLockfile(file, cacheDir string) ([]Package, error) {
 	b, err := os.ReadFile(file)
@@ -116,18 +117,22 @@ func FromLockfile(file, cacheDir string) ([]Package, error) {
 	client := &http.Client{Timeout: 2 * time.Minute}
 	var out []Package
 	for key, p := range l.Packages {
-		if key == "" || p.Link || p.Resolved == "" {
+		if key == "" || p.Link {
 			continue
 		}
 		i := strings.LastIndex(key, "node_modules/")
 		if i < 0 {
 			return nil, fmt.Errorf("%s: package %q is not under node_modules", file, key)
 		}
-		tgz, err := fetch(client, p.Resolved, p.Integrity, cacheDir)
-		if err != nil {
+		pkg := Package{Name: key[i+len("node_modules/"):], Version: p.Version}
+		url := p.Resolved
+		if url == "" {
+			url = pkg.Resolved()
+		}
+		if pkg.Tarball, err = fetch(client, url, p.Integrity, cacheDir); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", file, key, err)
 		}
-		out = append(out, Package{Name: key[i+len("node_modules/"):], Version: p.Version, Tarball: tgz})
+		out = append(out, pkg)
 	}
 	return out, nil
 }
