@@ -130,7 +130,7 @@ func failureLines(pod string, rec refresh.Record) string {
 		fmt.Fprintf(&b, "    rolled back to %s\n", rec.RolledBackTo)
 	case rec.Reason == refresh.ReasonAppDown && !rec.GaveUp:
 		fmt.Fprintf(&b, "    restarting it in %s\n", ms(rec.RetryIn))
-	case slices.Contains([]refresh.Reason{refresh.ReasonAppCrashed, refresh.ReasonUnhealthy, refresh.ReasonDepsInstall, refresh.ReasonNoPackageManager}, rec.Reason):
+	case rec.Reason == refresh.ReasonAppCrashed || rec.Reason == refresh.ReasonUnhealthy:
 		fmt.Fprintf(&b, "    not rolled back: the pod has nothing earlier to run\n")
 	case !rec.GaveUp:
 		fmt.Fprintf(&b, "    the fetcher retries in %s; the previous code serves\n", ms(rec.RetryIn))

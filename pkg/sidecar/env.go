@@ -72,6 +72,11 @@ const (
 	// A release that carries a lockfile gets a node_modules link to its
 	// entry, ../../DepsDir/<hex>/node_modules.
 	DepsDir = StateDir + "/deps"
+	// InstallRequestFile is where the fetcher asks the running app to get
+	// a staged release's dependencies; InstallResultFile where boot.cjs
+	// answers.
+	InstallRequestFile = StateDir + "/install"
+	InstallResultFile  = StateDir + "/install-result"
 )
 
 // Lockfiles are the lockfiles a release may carry beside its package.json,

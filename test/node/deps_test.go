@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
@@ -288,5 +290,78 @@ func requireNpm(tb testing.TB) {
 			tb.Fatal("npm is not on PATH and AETHER_REQUIRE_NODE is set: install Node.js 20 with npm")
 		}
 		tb.Skip("npm is not on PATH")
+	}
+}
+
+// depsArtifact builds and serves version v of the harness's app with a
+// package.json and lockfile.
+func (h *harness) depsArtifact(v int, pj, lock []byte) annotations.Target {
+	h.tb.Helper()
+	return h.serve(fmt.Sprintf("/deps-%d.tgz", v), map[string][]byte{"version.json": fmt.Appendf(nil, `{"version":%d}`, v), "package.json": pj, "package-lock.json": lock})
+}
+
+// TestPreinstallWhileServing: under node --watch, a push with a new
+// lockfile is installed by the running process before the release is
+// published, so the app answers from its old release, in the same
+// process, throughout the install; then the new release starts on the
+// installed dependencies. An install that fails publishes nothing: the old
+// process still answers, never restarted.
+func TestPreinstallWhileServing(t *testing.T) {
+	requireNode(t)
+	requireNpm(t)
+	reg := startRegistry(t, greetingDep(t))
+	t.Setenv("NPM_CONFIG_REGISTRY", reg.URL)
+	t.Setenv("HOME", t.TempDir())
+	h := newHarness(t)
+	before, err := h.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pj, lock := withDeps(t, greetingDep(t))
+	var installing []release.Deps
+	// What the app answers while npm runs: the old release, from the
+	// same process.
+	var during answer
+	var duringErr error
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := h.ws.Apply(ctx, h.fetch, h.depsArtifact(2, pj, lock), release.Limits{}, release.WithInstalling(func(d release.Deps) {
+		installing = append(installing, d)
+		during, duringErr = h.get()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deps == nil || res.Deps.State != release.DepsInstalled || res.Deps.Ms <= 0 || res.Deps.Manager != "npm" {
+		t.Fatalf("Apply's deps %+v, want installed by npm before the publish", res.Deps)
+	}
+	if len(installing) != 1 || installing[0].Lockfile != "package-lock.json" {
+		t.Errorf("installing called %+v, want once for package-lock.json", installing)
+	}
+	after, err := h.waitVersion(2, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if duringErr != nil || during.Version != 1 || during.PID != before.PID {
+		t.Errorf("during the install the app answered %+v, %v; want version 1 from pid %d", during, duringErr, before.PID)
+	}
+	l, err := h.ws.Loaded()
+	if err != nil || l.Deps == nil || l.Deps.State != release.DepsCached || !l.Installer {
+		t.Errorf("the new process's record %+v %v: want the dependencies there already, and it takes requests", l, err)
+	}
+	t.Logf("installed in %d ms while pid %d served version 1; version 2 in pid %d", res.Deps.Ms, before.PID, after.PID)
+
+	missing, err := npmregistry.Pack("aether-no-such-package", "1.0.0", map[string]string{"package.json": `{"name":"aether-no-such-package","version":"1.0.0"}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badPJ, badLock := withDeps(t, greetingDep(t), missing)
+	_, err = h.ws.Apply(ctx, h.fetch, h.depsArtifact(3, badPJ, badLock), release.Limits{})
+	if release.ReasonOf(err) != refresh.ReasonDepsInstall || !release.IsFinal(err) || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("Apply of a lockfile the registry cannot serve: %v; want a final deps_install_failed with npm's 404", err)
+	}
+	now, err := h.get()
+	if err != nil || now.Version != 2 || now.PID != after.PID {
+		t.Errorf("after the failed install the app answers %+v, %v; want version 2 from pid %d, not restarted", now, err, after.PID)
 	}
 }

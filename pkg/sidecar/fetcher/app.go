@@ -102,7 +102,7 @@ func (f *Fetcher) newGate(digest string, trusted bool, d Desired) gate {
 		f.log.Warn("using the default health timeout", "error", err)
 		timeout = annotations.DefaultHealthTimeoutSec * time.Second
 	}
-	g := gate{digest: digest, trusted: trusted, timeout: timeout, installTimeout: DefaultInstallTimeout, retouch: f.retouch, lastTouch: time.Now()}
+	g := gate{digest: digest, trusted: trusted, timeout: timeout, installTimeout: release.DefaultInstallTimeout, retouch: f.retouch, lastTouch: time.Now()}
 	if f.checker != nil {
 		g.probe, g.threshold = true, f.checker.Probe().FailureThreshold
 	}

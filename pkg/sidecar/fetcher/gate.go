@@ -40,11 +40,6 @@ func (v verdict) String() string {
 	return [...]string{"wait", "touch", "live", "crashed", "unhealthy", "down", "up", "stopped", "installing"}[v]
 }
 
-// DefaultInstallTimeout caps an install of a release's dependencies
-// (docs/dependencies.md). The health timeout does not run while the app's
-// package manager does, and starts once it has finished.
-const DefaultInstallTimeout = 10 * time.Minute
-
 // look is one reading of the app, taken by watchApp.
 type look struct {
 	now time.Time
@@ -93,6 +88,9 @@ type gate struct {
 
 	installing   bool      // that process installs the release's dependencies
 	installSince time.Time // when the gate saw it start
+	// preinstalled is what the previous process did for the release's
+	// dependencies before it was published; nil if nothing.
+	preinstalled *release.Deps
 }
 
 // step is next's answer: the verdict, and for a failure its error,
@@ -192,8 +190,8 @@ func (g gate) next(l look) (gate, step) {
 	switch {
 	case healthy && !g.live:
 		g.live, g.down = true, false
-		var deps *release.Deps
-		if mine {
+		deps := g.preinstalled
+		if deps == nil && mine {
 			deps = r.Deps
 		}
 		return g, step{verdict: vLive, deps: deps}

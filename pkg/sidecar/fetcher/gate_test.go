@@ -265,3 +265,16 @@ func TestRollbackTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestGatePreinstalled: a release whose dependencies the previous process
+// installed before the publish goes live saying so, although its own
+// process found them cached.
+func TestGatePreinstalled(t *testing.T) {
+	pre := &release.Deps{Lockfile: "package-lock.json", State: release.DepsInstalled, Manager: "npm", Ms: 3200}
+	g := gate{digest: digestB, timeout: 30 * time.Second, installTimeout: 10 * time.Minute, preinstalled: pre}
+	now := time.Unix(1000, 0)
+	g, s := g.next(look{now: now, current: digestB, loaded: *withDeps(ready(digestB, 2), release.DepsCached), hasLoaded: true})
+	if s.verdict != vLive || s.deps != pre {
+		t.Fatalf("%s with deps %+v; want live with the install before the publish", s.verdict, s.deps)
+	}
+}

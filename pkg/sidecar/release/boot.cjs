@@ -45,6 +45,8 @@ let fatal;
 // deps is what the record says of the release's dependencies, when it
 // resolves them through the workspace's cache (see prepareDeps).
 let deps;
+// installer is set once this process takes the fetcher's install requests.
+let installer = false;
 
 // recordLoaded writes the record: the release this process runs ("" for
 // the image's own code), where the app's directory is, whether the entry
@@ -56,6 +58,7 @@ function recordLoaded(exit) {
   const record = { digest, pid: process.pid, time: new Date().toISOString(), ready };
   if (appDir) record.appDir = appDir;
   if (deps) record.deps = deps;
+  if (installer) record.installer = true;
   if (exit) record.exit = exit;
   try {
     fs.writeFileSync(tmp, `${JSON.stringify(record)}\n`);
@@ -272,15 +275,6 @@ function which(name) {
   return '';
 }
 
-// failDeps ends the process on a release whose dependencies it could not
-// get; the fetcher reports reason and rolls the release back.
-function failDeps(reason, message, output) {
-  deps.state = 'failed';
-  deps.reason = reason;
-  if (output) deps.output = output;
-  fail(output ? `${message}:\n${output}` : message);
-}
-
 // whyFailed keeps what tells why an install failed, from the end of the
 // package manager's output: npm's error block, which it prints last, from
 // its start (the code, the request or the command that failed), without
@@ -312,24 +306,29 @@ function publishEntry(tmp, entry, info) {
   }
 }
 
-// prepareDeps gets the release's dependencies. It returns true when they
-// are there; else an install runs, which calls done once it succeeded.
-function prepareDeps(key, done) {
-  const lockfile = lockfiles.find((l) => isFile(path.join(root, l)));
-  deps = { lockfile: lockfile || '', key, state: 'cached' };
+// getDeps gets the dependencies of the release in dir, whose lockfile has
+// key, and calls done with what it did: { state, lockfile, key, manager,
+// ms } for cached, image and installed, or { state: 'failed', reason,
+// message, output }. It calls installing first when it runs the package
+// manager, and returns that child, or nothing when done was called
+// already.
+function getDeps(dir, key, installing, done) {
+  const lockfile = lockfiles.find((l) => isFile(path.join(dir, l)));
+  const d = { lockfile: lockfile || '', key, state: 'cached' };
+  const failed = (reason, message, output) => done({ ...d, state: 'failed', reason, message, output });
   const entry = path.join(depsDir, key);
   if (fs.existsSync(path.join(entry, 'node_modules'))) {
     try {
-      if (JSON.parse(fs.readFileSync(path.join(entry, depsInfo), 'utf8')).state === 'image') deps.state = 'image';
+      if (JSON.parse(fs.readFileSync(path.join(entry, depsInfo), 'utf8')).state === 'image') d.state = 'image';
     } catch {
       // an entry without its info was installed
     }
-    return true;
+    return void done(d);
   }
   if (!lockfile) {
-    return failDeps('deps_install_failed', `release ${path.basename(root)} links its node_modules to a lockfile it does not carry`);
+    return void failed('deps_install_failed', `release ${path.basename(dir)} links its node_modules to a lockfile it does not carry`);
   }
-  const content = fs.readFileSync(path.join(root, lockfile));
+  const content = fs.readFileSync(path.join(dir, lockfile));
   fs.mkdirSync(depsDir, { recursive: true });
   if (appDir && isFile(path.join(appDir, lockfile)) && fs.readFileSync(path.join(appDir, lockfile)).equals(content)) {
     // The image's lockfile: its node_modules are these dependencies.
@@ -337,23 +336,14 @@ function prepareDeps(key, done) {
     fs.mkdirSync(tmp);
     fs.symlinkSync(path.join(appDir, 'node_modules'), path.join(tmp, 'node_modules'));
     publishEntry(tmp, entry, { state: 'image' });
-    deps.state = 'image';
-    return true;
+    return void done({ ...d, state: 'image' });
   }
-  install(lockfile, content.toString('utf8'), key, entry, done);
-  return false;
-}
-
-// install runs the lockfile's package manager in a new directory holding
-// the release's package.json, lockfile and package manager settings, and
-// makes it the cache's entry.
-function install(lockfile, content, key, entry, done) {
-  const m = managerOf(lockfile, content);
+  const m = managerOf(lockfile, content.toString('utf8'));
   const command = `${m.name} ${m.args.join(' ')}`;
-  deps.manager = m.name;
+  d.manager = m.name;
   let bin = which(m.name);
   if (!bin) {
-    return failDeps('no_package_manager', `${lockfile} needs ${m.name}, and the app's image has none on PATH (${process.env.PATH || ''}): add ${m.name} to the image, or push the lockfile the image was built with`);
+    return void failed('no_package_manager', `${lockfile} needs ${m.name}, and the app's image has none on PATH (${process.env.PATH || ''}): add ${m.name} to the image, or push the lockfile the image was built with`);
   }
   let args = m.args;
   // npm, pnpm and yarn are scripts for node: run them with this node, so
@@ -367,7 +357,7 @@ function install(lockfile, content, key, entry, done) {
   const cache = temp(`cache-${key}`);
   fs.mkdirSync(tmp);
   for (const f of ['package.json', lockfile, '.npmrc', '.yarnrc', '.yarnrc.yml', 'pnpm-workspace.yaml']) {
-    if (isFile(path.join(root, f))) fs.copyFileSync(path.join(root, f), path.join(tmp, f));
+    if (isFile(path.join(dir, f))) fs.copyFileSync(path.join(dir, f), path.join(tmp, f));
   }
   const env = { ...process.env };
   // The install's cache lives and dies with it, in the workspace: the
@@ -376,8 +366,7 @@ function install(lockfile, content, key, entry, done) {
   for (const [k, v] of Object.entries(defaults)) {
     if (env[k] === undefined && env[k.toUpperCase()] === undefined) env[k] = v;
   }
-  deps.state = 'installing';
-  recordLoaded();
+  installing({ ...d, state: 'installing' });
   console.error(`aether boot: installing the dependencies of ${lockfile} with ${command}`);
   const began = Date.now();
   let output = '';
@@ -388,40 +377,105 @@ function install(lockfile, content, key, entry, done) {
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
-  // node --watch stops this process with SIGTERM when a newer release is
-  // published: the install stops with it, and the signal then ends this
-  // process as it would have.
-  const stop = (signal) => {
-    child.kill('SIGTERM');
-    process.removeAllListeners(signal);
-    process.kill(process.pid, signal);
+  // The install ends with this process, whoever ends it.
+  const stop = () => child.kill('SIGTERM');
+  process.once('exit', stop);
+  const cleanup = () => {
+    process.removeListener('exit', stop);
+    fs.rmSync(cache, { recursive: true, force: true });
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-  const cleanup = () => fs.rmSync(cache, { recursive: true, force: true });
   child.on('error', (err) => {
     cleanup();
-    failDeps('no_package_manager', `${command} could not start: ${err.message}`);
+    failed('no_package_manager', `${command} could not start: ${err.message}`);
   });
   child.on('close', (code, signal) => {
-    process.removeListener('SIGTERM', stop);
-    process.removeListener('SIGINT', stop);
     cleanup();
     if (code !== 0) {
       fs.rmSync(tmp, { recursive: true, force: true });
-      return failDeps('deps_install_failed', `${command} failed (${signal ? `signal ${signal}` : `exit code ${code}`})`, whyFailed(output));
+      return void failed('deps_install_failed', `${command} failed (${signal ? `signal ${signal}` : `exit code ${code}`})`, whyFailed(output));
     }
     const ms = Date.now() - began;
     try {
       publishEntry(tmp, entry, { state: 'installed', manager: m.name, ms });
     } catch (err) {
-      return failDeps('deps_install_failed', `cannot keep the installed dependencies in ${entry}: ${err.message}`);
+      return void failed('deps_install_failed', `cannot keep the installed dependencies in ${entry}: ${err.message}`);
     }
-    deps.state = 'installed';
-    deps.ms = ms;
     console.error(`aether boot: installed the dependencies of ${lockfile} in ${ms} ms`);
-    done();
+    done({ ...d, state: 'installed', ms });
   });
+  return child;
+}
+
+// Install requests. While the app runs, the fetcher may ask this process,
+// in .aether/install, for the dependencies of a release it has staged and
+// not published yet, and waits for the answer in .aether/install-result
+// before it publishes: the app keeps serving its release while the next
+// one's dependencies install, and a failed install changes nothing. A
+// request names the release's directory, relative to the workspace.
+const requestFile = path.join(__dirname, 'install');
+const resultFile = path.join(__dirname, 'install-result');
+const requestEvery = 100;
+
+function writeState(file, value) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(value)}\n`);
+  fs.chmodSync(tmp, 0o644);
+  fs.renameSync(tmp, file);
+}
+
+// takeRequests answers the fetcher's install requests, one at a time,
+// each once, until this process ends; its timer keeps no process alive.
+function takeRequests() {
+  let handled = '';
+  // active is the request whose install runs; a newer request for the
+  // same lockfile (the push after a cancelled one) takes its answers.
+  let active = null;
+  const answer = (d) => {
+    try {
+      writeState(resultFile, { id: active.id, deps: d });
+    } catch (err) {
+      console.error(`aether boot: cannot answer the fetcher's install request: ${err.message}`);
+    }
+  };
+  let last;
+  const look = () => {
+    let req;
+    try {
+      if (!fs.lstatSync(requestFile).isFile()) return;
+      req = JSON.parse(fs.readFileSync(requestFile, 'utf8'));
+    } catch {
+      return;
+    }
+    if (!req || typeof req.id !== 'string' || req.id === handled) return;
+    if (active && active.busy) {
+      if (req.key !== active.key) return;
+      handled = req.id;
+      active.id = req.id;
+      answer(last);
+      return;
+    }
+    handled = req.id;
+    active = { id: req.id, key: req.key, busy: false };
+    if (!/^[0-9a-f]{64}$/.test(req.key || '') || !/^releases\/[^/]+$/.test(req.dir || '') || req.dir.endsWith('/..')) {
+      return answer({ state: 'failed', reason: 'deps_install_failed', message: `the fetcher's install request ${JSON.stringify(req).slice(0, 200)} is not one` });
+    }
+    active.busy = true;
+    const installing = (d) => {
+      last = d;
+      answer(d);
+    };
+    const done = (d) => {
+      active.busy = false;
+      answer(d);
+    };
+    try {
+      getDeps(path.join(workspace, req.dir), req.key, installing, done);
+    } catch (err) {
+      done({ key: req.key, state: 'failed', reason: 'deps_install_failed', message: `cannot prepare the dependencies in ${depsDir}: ${err.message}` });
+    }
+  };
+  setInterval(look, requestEvery).unref();
+  installer = true;
 }
 
 // pruneDeps removes, in the background, the cache's entries that no
@@ -469,16 +523,56 @@ function alive(pid) {
 
 function go() {
   pruneDeps();
+  takeRequests();
   start();
 }
 
+// A release whose dependencies are not there yet gets them before its
+// entry loads; a failure ends this process with its reason in the record.
 const releaseKey = depsKeyOf(root);
-let there = true;
 if (digest && releaseKey) {
+  const recordDeps = (d) => {
+    deps = d;
+    recordLoaded();
+  };
+  const ready = (d) => {
+    if (d.state !== 'failed') {
+      deps = d;
+      return go();
+    }
+    deps = { lockfile: d.lockfile, key: d.key, state: 'failed', reason: d.reason };
+    if (d.manager) deps.manager = d.manager;
+    if (d.output) deps.output = d.output;
+    fail(d.output ? `${d.message}:\n${d.output}` : d.message);
+  };
+  // What getDeps answers at once is acted on after the try, so that the
+  // entry's own errors are never taken for the dependencies'.
+  let child;
+  let now;
+  let inside = true;
   try {
-    there = prepareDeps(releaseKey, go);
+    child = getDeps(root, releaseKey, recordDeps, (d) => (inside ? (now = d) : ready(d)));
   } catch (err) {
-    failDeps('deps_install_failed', `cannot prepare the dependencies in ${depsDir}: ${err.message}`);
+    now = { key: releaseKey, state: 'failed', reason: 'deps_install_failed', message: `cannot prepare the dependencies in ${depsDir}: ${err.message}` };
   }
+  inside = false;
+  if (now) ready(now);
+  if (child) {
+    // node --watch stops this process with SIGTERM when a newer release
+    // is published: the install stops with it, and the signal then ends
+    // this process as it would have. The app has no handlers yet.
+    const stop = (signal) => {
+      child.kill('SIGTERM');
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    child.on('close', () => {
+      process.removeListener('SIGTERM', stop);
+      process.removeListener('SIGINT', stop);
+    });
+  }
+} else {
+  go();
 }
-if (there) go();

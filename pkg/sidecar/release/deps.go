@@ -59,22 +59,22 @@ func DepsLinkTarget(key string) string {
 }
 
 // linkDeps makes the node_modules link of the release staged in dir, if
-// it carries a lockfile (Lockfile).
-func linkDeps(dir string) error {
+// it carries a lockfile (Lockfile), and returns the lockfile and its key;
+// "" for none.
+func linkDeps(dir string) (lockfile, key string, err error) {
 	name, ok := Lockfile(dir)
 	if !ok {
-		return nil
+		return "", "", nil
 	}
 	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
-		return err
+		return "", "", err
 	}
 	defer f.Close()
-	key, err := DepsKey(f)
-	if err != nil {
-		return err
+	if key, err = DepsKey(f); err != nil {
+		return "", "", err
 	}
-	return os.Symlink(DepsLinkTarget(key), filepath.Join(dir, "node_modules"))
+	return name, key, os.Symlink(DepsLinkTarget(key), filepath.Join(dir, "node_modules"))
 }
 
 func isRegular(name string) bool {

@@ -43,6 +43,10 @@ type Loaded struct {
 	// Deps is set when the release resolves its packages through
 	// sidecar.DepsDir: how boot.cjs got them before the entry loaded.
 	Deps *Deps `json:"deps,omitempty"`
+	// Installer is set when the process takes install requests
+	// (InstallRequest): while it runs, the next release's dependencies
+	// can be installed before that release is published.
+	Installer bool `json:"installer,omitempty"`
 }
 
 // DepsState is how far boot.cjs has got with a release's dependencies.
@@ -81,6 +85,9 @@ type Deps struct {
 	Reason refresh.Reason `json:"reason,omitempty"`
 	// Output is the last lines the package manager printed, for DepsFailed.
 	Output string `json:"output,omitempty"`
+	// Message says what failed, for DepsFailed, in an InstallResult (the
+	// loaded record has it as the exit's error).
+	Message string `json:"message,omitempty"`
 }
 
 // Exit is how a process of the app ended.
@@ -129,33 +136,40 @@ func (e *Exit) String() string {
 }
 
 // maxLoaded bounds what Loaded reads: boot.cjs's records are under 20 KiB
-// (messages are cut at 2,000 characters, frames at 5).
+// (messages are cut at 2,000 characters, frames at 5, the package
+// manager's output at 12 lines).
 const maxLoaded = 64 << 10
 
 // Loaded reads .aether/loaded. The error wraps fs.ErrNotExist if the app has
-// not started yet. The app writes the file and could put anything there, so
-// only a regular file of at most 64 KiB is read, and opening it never
-// blocks (a FIFO would hold the fetcher forever).
+// not started yet.
 func (w *Workspace) Loaded() (Loaded, error) {
 	var l Loaded
-	name := filepath.Join(w.dir, sidecar.LoadedFile)
+	return l, w.readState(sidecar.LoadedFile, &l)
+}
+
+// readState reads into v a record that the app wrote under .aether. The
+// app could put anything there, so only a regular file of at most
+// maxLoaded bytes is read, and opening it never blocks (a FIFO would hold
+// the fetcher forever).
+func (w *Workspace) readState(file string, v any) error {
+	name := filepath.Join(w.dir, file)
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		return l, err
+		return err
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return l, fmt.Errorf("%s is not a regular file", sidecar.LoadedFile)
+		return fmt.Errorf("%s is not a regular file", file)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxLoaded+1))
 	if err != nil {
-		return l, err
+		return err
 	}
 	if len(b) > maxLoaded {
-		return l, fmt.Errorf("%s is over %d bytes", sidecar.LoadedFile, maxLoaded)
+		return fmt.Errorf("%s is over %d bytes", file, maxLoaded)
 	}
-	if err := json.Unmarshal(b, &l); err != nil {
-		return l, fmt.Errorf("%s: %w", sidecar.LoadedFile, err)
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
 	}
-	return l, nil
+	return nil
 }

@@ -1,6 +1,7 @@
 package realcluster
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/aether-dev/aether-devhot/pkg/sidecar"
+	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 	"github.com/aether-dev/aether-devhot/test/framework/apps"
 	"github.com/aether-dev/aether-devhot/test/framework/cluster"
 	"github.com/aether-dev/aether-devhot/test/framework/npmregistry"
@@ -21,10 +26,11 @@ var installedIn = regexp.MustCompile(`(?m)^  (\S+): live in \d+ms \(dependencies
 // with NPM_CONFIG_REGISTRY naming a package registry that the pods reach
 // (the test's, on the host's end of the cluster's veth: the network has no
 // route out). A push that adds lodash.get to package.json and the lockfile
-// and uses it is installed in each pod by the image's npm and goes live;
-// the next push with the same lockfile installs nothing; a push whose
-// lockfile names a package the registry lacks fails with npm's error and
-// the previous release still answers.
+// and uses it is installed in each pod by the image's npm, by the running
+// app before the release is published, and goes live; the next push with
+// the same lockfile installs nothing; a push whose lockfile names a
+// package the registry lacks fails with npm's error, publishes nothing,
+// and the previous release still answers.
 func TestClusterDependencyChange(t *testing.T) {
 	s := services[0]
 	cache, err := npmregistry.DefaultCacheDir()
@@ -89,6 +95,13 @@ func TestClusterDependencyChange(t *testing.T) {
 			t.Errorf("push reported %d pods live with installed dependencies, want 2", len(installs))
 		}
 		waitAnswer(t, k, s, "lodash.get installed", 2)
+		// The running app installed them, before the publish: the new
+		// release's own process found them there.
+		for _, m := range installs {
+			if l := loadedRecord(t, k, m[1], s.container); l.Deps == nil || l.Deps.State != release.DepsCached || !l.Ready {
+				t.Errorf("pod %s: the new release's record says %+v; want its dependencies there when it started", m[1], l.Deps)
+			}
+		}
 		if !installed(reg, "lodash.get") {
 			t.Errorf("no pod fetched lodash.get from the registry: %v", reg.Tarballs())
 		}
@@ -133,18 +146,26 @@ func TestClusterDependencyChange(t *testing.T) {
 		write("package.json", bad)
 		write("package-lock.json", badLock)
 		write(s.message, message("never live"))
+		serving := map[string]int{}
+		for _, p := range waitAnswer(t, k, s, "same lockfile, new code", 2) {
+			serving[p.Name] = loadedRecord(t, k, p.Name, s.container).PID
+		}
 		start := time.Now()
 		out, err := k.devhotErr(t, "push", "deploy/"+s.app, src)
 		if err == nil {
 			t.Fatal("push of a lockfile that cannot be installed exited 0")
 		}
 		t.Logf("push exited 1 after %d ms", time.Since(start).Milliseconds())
-		for _, want := range []string{"installing its dependencies failed: npm ci failed (exit code 1)", "npm error 404", "aether-devhot-no-such-package", "rolled back to sha256:", "failed on 2 of 2 pods (deps_install_failed)"} {
+		for _, want := range []string{"installing its dependencies failed: npm ci failed (exit code 1)", "npm error 404", "aether-devhot-no-such-package", "the previous code serves", "failed on 2 of 2 pods (deps_install_failed)"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("push's output lacks %q", want)
 			}
 		}
-		waitAnswer(t, k, s, "same lockfile, new code", 2)
+		for _, p := range waitAnswer(t, k, s, "same lockfile, new code", 2) {
+			if pid := loadedRecord(t, k, p.Name, s.container).PID; pid != serving[p.Name] {
+				t.Errorf("pod %s: the app's process changed from %d to %d: the failed release was published", p.Name, serving[p.Name], pid)
+			}
+		}
 	})
 
 	for _, p := range pods {
@@ -152,6 +173,33 @@ func TestClusterDependencyChange(t *testing.T) {
 			t.Errorf("pod %s: %d container restarts", p.Name, n)
 		}
 	}
+}
+
+// loadedRecord reads boot.cjs's record from the app container of pod.
+func loadedRecord(t *testing.T, k *clusterNS, pod, container string) release.Loaded {
+	t.Helper()
+	var p corev1.Pod
+	if err := json.Unmarshal([]byte(k.kubectl(t, "", "get", "pod", pod, "-o", "json")), &p); err != nil {
+		t.Fatal(err)
+	}
+	var boot string
+	for _, c := range p.Spec.Containers {
+		for _, a := range append(c.Command, c.Args...) {
+			if c.Name == container && strings.HasSuffix(a, "/"+sidecar.BootFile) {
+				boot = a
+			}
+		}
+	}
+	if boot == "" {
+		t.Fatalf("pod %s: container %s does not run %s", pod, container, sidecar.BootFile)
+	}
+	file := strings.TrimSuffix(boot, sidecar.BootFile) + sidecar.LoadedFile
+	out := k.kubectl(t, "", "exec", pod, "-c", container, "--", "node", "-e", "process.stdout.write(require('fs').readFileSync(process.argv[1]))", file)
+	var l release.Loaded
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		t.Fatalf("pod %s: %s: %v", pod, file, err)
+	}
+	return l
 }
 
 // installed reports whether the registry served a tarball of name.
