@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func TestPreinstall(t *testing.T) {
 		installer bool
 		exited    bool
 		entry     bool // the cache entry is there already
+		fifo      bool // the app put a FIFO where it answers
 		answers   []answer
 		cancel    time.Duration
 		// want
@@ -62,6 +64,7 @@ func TestPreinstall(t *testing.T) {
 		{name: "the app has exited", installer: true, exited: true, published: true},
 		{name: "the entry is there: nothing to ask", installer: true, entry: true, published: true},
 		{name: "nobody takes the request in time", installer: true, published: true, request: true},
+		{name: "a FIFO for an answer holds nothing", installer: true, fifo: true, published: true, request: true},
 		{name: "a newer digest cancels the wait", installer: true, answers: []answer{{0, release.Deps{State: release.DepsInstalling}}},
 			cancel: 300 * time.Millisecond, installing: 1, reason: refresh.ReasonDownload, request: true},
 	}
@@ -75,6 +78,11 @@ func TestPreinstall(t *testing.T) {
 			writeJSON(t, filepath.Join(f.dir, sidecar.LoadedFile), rec)
 			if c.entry {
 				if err := os.MkdirAll(filepath.Join(f.dir, sidecar.DepsDir, key, "node_modules"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.fifo {
+				if err := syscall.Mkfifo(filepath.Join(f.dir, sidecar.InstallResultFile), 0o666); err != nil {
 					t.Fatal(err)
 				}
 			}
