@@ -236,7 +236,7 @@ func TestBootDependencyFailures(t *testing.T) {
 			reason refresh.Reason
 			want   []string
 		}{"yarn.lock, and no yarn in the image", map[string][]byte{"package.json": pj, "yarn.lock": []byte("# yarn lockfile v1\n")},
-			nil, refresh.ReasonNoPackageManager, []string{"yarn.lock needs yarn, and the app's image has none on PATH"}})
+			nil, refresh.ReasonNoPackageManager, []string{"yarn.lock needs yarn, and the app's image has none (not on PATH"}})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

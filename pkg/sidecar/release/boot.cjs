@@ -343,7 +343,7 @@ function getDeps(dir, key, installing, done) {
   d.manager = m.name;
   let bin = which(m.name);
   if (!bin) {
-    return void failed('no_package_manager', `${lockfile} needs ${m.name}, and the app's image has none on PATH (${process.env.PATH || ''}): add ${m.name} to the image, or push the lockfile the image was built with`);
+    return void failed('no_package_manager', `${lockfile} needs ${m.name}, and the app's image has none (not on PATH=${process.env.PATH || ''}, nor beside ${process.execPath}): add ${m.name} to the image, or push the lockfile the image was built with`);
   }
   let args = m.args;
   // npm, pnpm and yarn are scripts for node: run them with this node, so
