@@ -204,12 +204,14 @@ function start() {
 
 // Dependencies (docs/dependencies.md). A release that carries a
 // package.json and a lockfile gets from the fetcher a node_modules link to
-// .aether/deps/<sha256 of the lockfile>/node_modules; this process fills
-// that entry before the entry script loads, once per lockfile in the pod:
-// a link to the image's node_modules when the lockfile is the image's,
-// else an install by the image's own package manager, which builds native
-// modules for this container's platform. Each entry is made under a
-// temporary name and renamed into place, so one that exists is complete.
+// .aether/deps/<sha256 of the lockfile>/node_modules, which a process of
+// the app fills once per lockfile in the pod: the running one, asked by
+// the fetcher before it publishes the release (takeRequests), or else the
+// release's own before its entry script loads. The entry is a link to the
+// image's node_modules when the lockfile is the image's, else an install
+// by the image's own package manager, which builds native modules for
+// this container's platform. Each entry is made under a temporary name
+// and renamed into place, so one that exists is complete.
 
 // lockfiles is sidecar.Lockfiles, in its order.
 const lockfiles = ['npm-shrinkwrap.json', 'package-lock.json', 'pnpm-lock.yaml', 'yarn.lock'];
@@ -296,7 +298,11 @@ function whyFailed(text) {
 function publishEntry(tmp, entry, info) {
   // A lockfile with no packages installs no node_modules; the entry
   // still needs one, empty, to be complete.
-  fs.mkdirSync(path.join(tmp, 'node_modules'), { recursive: true });
+  try {
+    fs.lstatSync(path.join(tmp, 'node_modules'));
+  } catch {
+    fs.mkdirSync(path.join(tmp, 'node_modules'));
+  }
   fs.writeFileSync(path.join(tmp, depsInfo), `${JSON.stringify(info)}\n`);
   try {
     fs.renameSync(tmp, entry);
