@@ -155,7 +155,7 @@ func TestClusterDependencyChange(t *testing.T) {
 		write(s.message, message("never live"))
 		serving := map[string]int{}
 		for _, p := range waitAnswer(t, k, s, "same lockfile, new code", 2) {
-			serving[p.Name] = loadedRecord(t, k, p.Name, s.container).PID
+			serving[p.Name] = answerPID(t, p)
 		}
 		start := time.Now()
 		out, err := k.devhotErr(t, "push", "deploy/"+s.app, src)
@@ -169,7 +169,7 @@ func TestClusterDependencyChange(t *testing.T) {
 			}
 		}
 		for _, p := range waitAnswer(t, k, s, "same lockfile, new code", 2) {
-			if pid := loadedRecord(t, k, p.Name, s.container).PID; pid != serving[p.Name] {
+			if pid := answerPID(t, p); pid != serving[p.Name] {
 				t.Errorf("pod %s: the app's process changed from %d to %d: the failed release was published", p.Name, serving[p.Name], pid)
 			}
 		}
@@ -211,7 +211,7 @@ func TestClusterDependencyNoPackageManager(t *testing.T) {
 	}
 	serving := map[string]int{}
 	for _, p := range waitAnswer(t, k, s, "the image's lockfile", 2) {
-		serving[p.Name] = loadedRecord(t, k, p.Name, s.container).PID
+		serving[p.Name] = answerPID(t, p)
 	}
 	read := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join(src, name))
@@ -239,7 +239,7 @@ func TestClusterDependencyNoPackageManager(t *testing.T) {
 		}
 	}
 	for _, p := range waitAnswer(t, k, s, "the image's lockfile", 2) {
-		if pid := loadedRecord(t, k, p.Name, s.container).PID; pid != serving[p.Name] {
+		if pid := answerPID(t, p); pid != serving[p.Name] {
 			t.Errorf("pod %s: the app's process changed from %d to %d", p.Name, serving[p.Name], pid)
 		}
 	}
@@ -250,34 +250,38 @@ func TestClusterDependencyNoPackageManager(t *testing.T) {
 	}
 }
 
-// loadedRecord reads boot.cjs's record from the app container of pod.
+// answerPID is the pid of the app's process that answers in pod p.
+func answerPID(t *testing.T, p apps.Pod) int {
+	t.Helper()
+	a, err := p.Answer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.PID
+}
+
+// loadedRecord reads boot.cjs's record from the app container of pod,
+// with the node on its PATH.
 func loadedRecord(t *testing.T, k *clusterNS, pod, container string) release.Loaded {
 	t.Helper()
 	var p corev1.Pod
 	if err := json.Unmarshal([]byte(k.kubectl(t, "", "get", "pod", pod, "-o", "json")), &p); err != nil {
 		t.Fatal(err)
 	}
-	// The container's own node (distroless has it at /nodejs/bin/node,
-	// off PATH), and the workspace from the path of boot.cjs.
-	var boot, node string
+	// The workspace, from the path of boot.cjs.
+	var boot string
 	for _, c := range p.Spec.Containers {
 		for _, a := range append(c.Command, c.Args...) {
-			if c.Name != container {
-				continue
-			}
-			if strings.HasSuffix(a, "/"+sidecar.BootFile) {
+			if c.Name == container && strings.HasSuffix(a, "/"+sidecar.BootFile) {
 				boot = a
-			}
-			if node == "" && filepath.Base(a) == "node" {
-				node = a
 			}
 		}
 	}
-	if boot == "" || node == "" {
-		t.Fatalf("pod %s: container %s does not run node %s", pod, container, sidecar.BootFile)
+	if boot == "" {
+		t.Fatalf("pod %s: container %s does not run %s", pod, container, sidecar.BootFile)
 	}
 	file := strings.TrimSuffix(boot, sidecar.BootFile) + sidecar.LoadedFile
-	out := k.kubectl(t, "", "exec", pod, "-c", container, "--", node, "-e", "process.stdout.write(require('fs').readFileSync(process.argv[1]))", file)
+	out := k.kubectl(t, "", "exec", pod, "-c", container, "--", "node", "-e", "process.stdout.write(require('fs').readFileSync(process.argv[1]))", file)
 	var l release.Loaded
 	if err := json.Unmarshal([]byte(out), &l); err != nil {
 		t.Fatalf("pod %s: %s: %v", pod, file, err)
