@@ -102,6 +102,8 @@ func outcome(rec refresh.Record) string {
 		return "published"
 	case refresh.MarkerLive:
 		return "live"
+	case refresh.MarkerInstall:
+		return "installing"
 	}
 	if rec.RolledBackTo != "" {
 		return string(rec.Reason) + ", rolled back"

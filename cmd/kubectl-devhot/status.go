@@ -127,6 +127,8 @@ func (p podStatus) row(now time.Time) string {
 	switch {
 	case p.latest.Marker == refresh.MarkerOK:
 		state = "loading " + shortDigest(p.latest.Digest)
+	case p.latest.Marker == refresh.MarkerInstall:
+		state = "installing " + shortDigest(p.latest.Digest)
 	case p.latest.Marker == refresh.MarkerFail && p.latest.Reason == refresh.ReasonAppDown:
 		state = "down"
 	case p.latest.Marker == refresh.MarkerFail && p.latest.RolledBackTo != "":
@@ -169,10 +171,10 @@ func indent(text string) string {
 	return b.String()
 }
 
-// stage orders the refresh markers of one digest: published, failed, then
-// loaded by the app.
+// stage orders the refresh markers of one digest: published, installing
+// its dependencies, failed, then loaded by the app.
 func stage(m refresh.Marker) int {
-	return slices.Index([]refresh.Marker{refresh.MarkerOK, refresh.MarkerFail, refresh.MarkerLive}, m)
+	return slices.Index([]refresh.Marker{refresh.MarkerOK, refresh.MarkerInstall, refresh.MarkerFail, refresh.MarkerLive}, m)
 }
 
 // later reports whether refresh Event e came after prev. Event times have

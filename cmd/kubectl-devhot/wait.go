@@ -95,10 +95,13 @@ func (r *rollout) observe(e *eventsv1.Event, at time.Time) bool {
 		fmt.Fprint(r.out, failureLines(pod, rec))
 	case refresh.MarkerOK:
 		st.published = true
+	case refresh.MarkerInstall:
+		st.published = true
+		fmt.Fprintf(r.out, "  %s: installing the dependencies of %s in the pod…\n", pod, rec.Lockfile)
 	case refresh.MarkerLive:
 		if st.live == 0 {
 			st.live, st.failed = max(at.Sub(r.sent), time.Millisecond), nil
-			fmt.Fprintf(r.out, "  %s: live in %s\n", pod, ms(st.live))
+			fmt.Fprintf(r.out, "  %s: live in %s%s\n", pod, ms(st.live), depsText(rec))
 		}
 	}
 	return r.done()
@@ -137,6 +140,20 @@ func failureLines(pod string, rec refresh.Record) string {
 	return b.String()
 }
 
+// depsText says how a release that carries a lockfile got its
+// dependencies, "" for one without.
+func depsText(rec refresh.Record) string {
+	switch rec.Deps {
+	case refresh.DepsImage:
+		return " (dependencies: the image's)"
+	case refresh.DepsCached:
+		return " (dependencies: cached in the pod, nothing installed)"
+	case refresh.DepsInstalled:
+		return fmt.Sprintf(" (dependencies installed in %s)", ms(rec.Install))
+	}
+	return ""
+}
+
 // reasonText reads a failure reason to the developer.
 func reasonText(r refresh.Reason) string {
 	switch r {
@@ -146,6 +163,10 @@ func reasonText(r refresh.Reason) string {
 		return "the app was not healthy on it in time"
 	case refresh.ReasonAppDown:
 		return "the app went down"
+	case refresh.ReasonDepsInstall:
+		return "installing its dependencies failed"
+	case refresh.ReasonNoPackageManager:
+		return "its dependencies cannot be installed"
 	}
 	return "refresh failed: " + string(r)
 }

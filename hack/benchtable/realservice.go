@@ -188,7 +188,7 @@ type enabled struct {
 // enableService deploys app from test/testdata/apps with 2 replicas in
 // namespace ns (made, enforcing Pod Security restricted), enables it with
 // `kubectl devhot enable` alone, and waits until both pods are Ready.
-func (b *runner) enableService(c *cluster.Cluster, ns, app string) (*enabled, error) {
+func (b *runner) enableService(c *cluster.Cluster, ns, app string, env ...string) (*enabled, error) {
 	k := realpod.Kubectl{Bin: filepath.Join(b.root, "bin", "kubectl"), Kubeconfig: c.Kubeconfig(), Namespace: ns}
 	if _, err := k.Run("", "create", "namespace", ns); err != nil {
 		return nil, err
@@ -212,6 +212,11 @@ func (b *runner) enableService(c *cluster.Cluster, ns, app string) (*enabled, er
 	}
 	if _, err := apps.Deploy(k, app, 3*time.Minute, ref); err != nil {
 		return fail(err)
+	}
+	if len(env) > 0 {
+		if _, err := k.Run("", append([]string{"set", "env", "deployment/" + app}, env...)...); err != nil {
+			return fail(err)
+		}
 	}
 	if _, err := k.Run("", "scale", "deployment", app, "--replicas=2"); err != nil {
 		return fail(err)

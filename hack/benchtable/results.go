@@ -26,15 +26,18 @@ type results struct {
 	// without reloads and through reloads.
 	crashRestore, crashExit []time.Duration
 	// save → live of the TypeScript service under push --watch.
-	tsSave                []time.Duration
-	quietLoad, reloadLoad loadCount
-	reloads               int
-	load                  map[string]loadResult      // by fetch mode
-	admission             map[string][]time.Duration // by registration state
-	tput                  []float64                  // webhook, req/s per round
-	tputEmpty             []float64                  // empty TLS handler, req/s per round
-	rss                   *rssResult
-	failed                map[string]error // by phase
+	tsSave []time.Duration
+	// a push's install of a new lockfile in each pod, and npm ci by hand
+	// in the same pods after it.
+	depsInstall, depsByHand []time.Duration
+	quietLoad, reloadLoad   loadCount
+	reloads                 int
+	load                    map[string]loadResult      // by fetch mode
+	admission               map[string][]time.Duration // by registration state
+	tput                    []float64                  // webhook, req/s per round
+	tputEmpty               []float64                  // empty TLS handler, req/s per round
+	rss                     *rssResult
+	failed                  map[string]error // by phase
 }
 
 func (r *results) init() {
@@ -62,6 +65,7 @@ const (
 	goalCrashRestore = 1500 * time.Millisecond
 	goalTSSave       = time.Second
 	goalCrashExit    = 3 * time.Second
+	goalDepsRatio    = 1.2
 )
 
 const na = "n/a"
@@ -161,6 +165,19 @@ func (b *runner) table() string {
 		}
 		t.Add("save → live, TypeScript service, push --watch with tsc --watch, "+q.name, this,
 			durN(h, len(ss), "JavaScript service"), ratio(v.Seconds(), h.Seconds(), "ts/js"), goal, ok)
+	}
+
+	// 1c''. A push after a lockfile change: the pods' install, beside npm
+	// ci run by hand in the same pods.
+	{
+		v, h := bench.Percentile(r.depsInstall, 50), bench.Percentile(r.depsByHand, 50)
+		this := durN(v, len(r.depsInstall), "installs, 2 real pods")
+		if r.realSkip != "" {
+			this = na + " (" + r.realSkip + ")"
+		}
+		t.Add("push after a lockfile change: install time in the pod, p50", this, durN(h, len(r.depsByHand), "npm ci by hand"),
+			ratio(v.Seconds(), h.Seconds(), "push/by hand"), "≤ 1.2× (issue 14)",
+			met(len(r.depsInstall) > 0 && len(r.depsByHand) > 0, safeDiv(v.Seconds(), h.Seconds()) <= goalDepsRatio))
 	}
 
 	// 1d. The health gate on the real service, beside its save → live.
@@ -291,6 +308,7 @@ func (b *runner) table() string {
 	add("Health gate, real service: on the same Deployment after the saves, %d pushes of a release whose src/message.js throws at load (each a new digest); from just before `kubectl devhot push` starts, to its exit 1 (its output must carry the app's error and \"rolled back to\"), and to both pods answering the last good message from a new process (the rollback restarted them; GET / by pod IP every 5 ms). Then one client per pod sends GET / every %s on a new connection (1 s timeout): %s without a reload, then through %d good pushes, each waited for; a failed request is an error or a status other than 200.%s",
 		len(r.crashRestore), loadInterval, b.cfg.quietWindow, b.cfg.loadReloads, notRun)
 	add("save → live, TypeScript service: test/testdata/apps/ts-api (express, compiled by tsc in its image's build stage; node dist/server.js) with 2 replicas on the real cluster, enabled by `kubectl devhot enable` alone; its source with `npm ci`'d devDependencies under `kubectl devhot push --watch`, which runs its devhot.yaml's watchBuild (`tsc --watch`) and pushes dist/ and package.json on each change; latency from just before src/message.ts is rewritten to when both pods answer it; %d saves, 500 ms apart.%s", len(r.tsSave), notRun)
+	add("Lockfile change, real service: shop-api with 2 replicas, NPM_CONFIG_REGISTRY on its Deployment naming a minimal npm registry that the bench runs on the host's end of the cluster's veth (test/framework/npmregistry: express's tree and lodash.get fetched once from registry.npmjs.org, the pods have no route out); %d pushes of its whole directory, each adding lodash.get and a new tiny package to package.json and package-lock.json (a new lockfile each time), each installed by the image's npm ci in both pods at once (install_ms of REFRESH_LIVE, as push prints it); after each, the same package.json and lockfile in a fresh directory of each pod, `npm ci` by hand through kubectl exec, in both pods at once, with the settings boot.cjs gives its installs (a fresh cache, no audit, no fund), npm's own time.%s", len(r.depsInstall)/2, notRun)
 	add("App start: shop-api with its npm ci'd node_modules on this machine, process start → first 200 of GET /healthz (polled every 2 ms); %d rounds alternating `node src/server.js` in the app's directory, `node --watch <workspace>/.aether/boot.cjs` with no release (AETHER_APP_DIR: the image's code), and the same on a release packed as kubectl devhot push packs it (no node_modules; the image's through releases/node_modules).", len(r.startPlain))
 	if okW && okP {
 		add("API load: apiserver_request_total{group=\"apps\",resource=\"deployments\",scope!=\"cluster\"} (the fetchers' namespaced GET/LIST/WATCH; the manager's informers are cluster-scoped) over %s after a %s warm-up, divided by %d fetchers. Watch: %s; %.0f watches open (a WATCH is counted when it ends; client-go ends each after 5–10 min, so ≈ 0.1–0.2/min per fetcher in the long run). Poll: %s.",

@@ -17,6 +17,7 @@ const (
 	EventSucceeded = "RefreshSucceeded"
 	EventFailed    = "RefreshFailed"
 	EventLive      = "RefreshLive"
+	EventInstall   = "RefreshInstalling"
 )
 
 // ReportingController is the reporting controller of the fetcher's Events.
@@ -27,6 +28,7 @@ const ReportingController = "aether.dev/fetcher"
 const (
 	ActionPublish = "Publish"
 	ActionLoad    = "Load"
+	ActionInstall = "Install"
 )
 
 // maxNote keeps an Event's note well under the API's 1 KiB limit; the log
@@ -40,6 +42,8 @@ func EventReason(m Marker) string {
 		return EventSucceeded
 	case MarkerFail:
 		return EventFailed
+	case MarkerInstall:
+		return EventInstall
 	}
 	return EventLive
 }
@@ -55,6 +59,8 @@ func NewEvent(r Record, deployment corev1.ObjectReference, pod corev1.ObjectRefe
 		typ = corev1.EventTypeWarning
 	case MarkerLive:
 		action = ActionLoad
+	case MarkerInstall:
+		action = ActionInstall
 	}
 	if len(note) > maxNote {
 		note = note[:maxNote] + "…"

@@ -52,6 +52,19 @@ const (
 	// or its probe kept failing. The fetcher restarts an app that exited,
 	// on the same release, with a backoff.
 	ReasonAppDown Reason = "app_down"
+
+	// The dependency step's reasons (docs/dependencies.md): the release
+	// carries a lockfile that is not the image's, and boot.cjs could not
+	// get its dependencies before the entry; the release is rolled back,
+	// as for app_crashed.
+
+	// ReasonNoPackageManager: the lockfile's package manager (npm, pnpm,
+	// yarn) is not in the app's image.
+	ReasonNoPackageManager Reason = "no_package_manager"
+	// ReasonDepsInstall: the package manager failed (the registry is
+	// unreachable, a package is missing, a build script failed); the
+	// error ends with its last lines.
+	ReasonDepsInstall Reason = "deps_install_failed"
 )
 
 // ReasonUnknown stands for a REFRESH_FAIL reason that is missing or outside
@@ -76,5 +89,7 @@ func Reasons() []Reason {
 		ReasonAppCrashed,
 		ReasonUnhealthy,
 		ReasonAppDown,
+		ReasonNoPackageManager,
+		ReasonDepsInstall,
 	}
 }

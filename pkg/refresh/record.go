@@ -27,6 +27,9 @@ const (
 	MarkerFail Marker = "REFRESH_FAIL"
 	// MarkerLive: the app has loaded the release.
 	MarkerLive Marker = "REFRESH_LIVE"
+	// MarkerInstall: the release was published, and the app's package
+	// manager installs its dependencies before its code starts.
+	MarkerInstall Marker = "REFRESH_INSTALL"
 )
 
 // The keys of a refresh line.
@@ -44,6 +47,23 @@ const (
 	KeyLive           = "live_ms"
 	KeyCommit         = "commit"
 	KeyBuildTimestamp = "build_timestamp"
+	KeyLockfile       = "lockfile"
+	KeyDeps           = "deps"
+	KeyInstall        = "install_ms"
+)
+
+// Deps is REFRESH_LIVE's deps: how a release that carries a lockfile got
+// its dependencies (docs/dependencies.md).
+type Deps string
+
+// The values of Deps.
+const (
+	// DepsImage: the lockfile is the image's; its node_modules serve.
+	DepsImage Deps = "image"
+	// DepsCached: the pod had installed the lockfile before.
+	DepsCached Deps = "cached"
+	// DepsInstalled: the pod's package manager installed them now.
+	DepsInstalled Deps = "installed"
 )
 
 // ImageCode is the value of rolled_back_to that names the image's own
@@ -53,9 +73,10 @@ const ImageCode = "image"
 // required are the keys each marker must have; a line without one is still
 // a record, with the key named in Malformed.
 var required = map[Marker][]string{
-	MarkerOK:   {KeyDigest, KeyLatency, KeyBytes, KeyFiles},
-	MarkerFail: {KeyReason, KeyDigest, KeyError},
-	MarkerLive: {KeyDigest, KeyLive},
+	MarkerOK:      {KeyDigest, KeyLatency, KeyBytes, KeyFiles},
+	MarkerFail:    {KeyReason, KeyDigest, KeyError},
+	MarkerLive:    {KeyDigest, KeyLive},
+	MarkerInstall: {KeyDigest, KeyLockfile},
 }
 
 // LatencyBuckets are the buckets of the refresh latency histograms, the
@@ -93,6 +114,13 @@ type Record struct {
 
 	// Live is MarkerLive's live_ms: digest seen -> loaded by the app.
 	Live time.Duration
+	// Deps is MarkerLive's deps, "" for a release without a lockfile;
+	// Install is its install_ms, for DepsInstalled.
+	Deps    Deps
+	Install time.Duration
+
+	// Lockfile is MarkerInstall's lockfile, the one being installed.
+	Lockfile string
 
 	// Commit and BuildTimestamp are the optional build annotations.
 	Commit, BuildTimestamp string
@@ -142,6 +170,15 @@ func (r Record) String() string {
 	case MarkerLive:
 		put(KeyDigest, r.Digest)
 		put(KeyLive, ms(r.Live))
+		if r.Deps != "" {
+			put(KeyDeps, string(r.Deps))
+		}
+		if r.Install > 0 {
+			put(KeyInstall, ms(r.Install))
+		}
+	case MarkerInstall:
+		put(KeyDigest, r.Digest)
+		put(KeyLockfile, r.Lockfile)
 	}
 	if r.Commit != "" {
 		put(KeyCommit, r.Commit)
@@ -255,6 +292,15 @@ func (r *Record) set(k, v string) bool {
 		r.RolledBackTo, ok = v, v != ""
 	case r.Marker == MarkerLive && k == KeyLive:
 		r.Live, ok = millis(v)
+	case r.Marker == MarkerLive && k == KeyDeps:
+		r.Deps, ok = "", false
+		if slices.Contains([]Deps{DepsImage, DepsCached, DepsInstalled}, Deps(v)) {
+			r.Deps, ok = Deps(v), true
+		}
+	case r.Marker == MarkerLive && k == KeyInstall:
+		r.Install, ok = millis(v)
+	case r.Marker == MarkerInstall && k == KeyLockfile:
+		r.Lockfile, ok = v, v != ""
 	default:
 		ok = true
 	}

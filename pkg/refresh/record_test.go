@@ -35,6 +35,14 @@ func TestString(t *testing.T) {
 			`REFRESH_FAIL reason=app_crashed digest=` + digest + ` error="SyntaxError: Unexpected identifier 'oops'\n    at server.js:3" attempt=1 rolled_back_to=image`},
 		{Record{Marker: MarkerLive, Digest: digest, Live: 396 * time.Millisecond},
 			"REFRESH_LIVE digest=" + digest + " live_ms=396"},
+		{Record{Marker: MarkerLive, Digest: digest, Live: 5200 * time.Millisecond, Deps: DepsInstalled, Install: 4100 * time.Millisecond},
+			"REFRESH_LIVE digest=" + digest + " live_ms=5200 deps=installed install_ms=4100"},
+		{Record{Marker: MarkerLive, Digest: digest, Live: 420 * time.Millisecond, Deps: DepsCached},
+			"REFRESH_LIVE digest=" + digest + " live_ms=420 deps=cached"},
+		{Record{Marker: MarkerInstall, Digest: digest, Lockfile: "package-lock.json"},
+			"REFRESH_INSTALL digest=" + digest + " lockfile=package-lock.json"},
+		{Record{Marker: MarkerFail, Reason: ReasonDepsInstall, Digest: digest, Error: "npm ci exited with code 1:\nnpm error 404 Not Found", Attempt: 1, GaveUp: true, RolledBackTo: ImageCode},
+			`REFRESH_FAIL reason=deps_install_failed digest=` + digest + ` error="npm ci exited with code 1:\nnpm error 404 Not Found" attempt=1 rolled_back_to=image`},
 	} {
 		if got := c.r.String(); got != c.want {
 			t.Errorf("String()\n got %s\nwant %s", got, c.want)
@@ -69,6 +77,9 @@ func TestEvent(t *testing.T) {
 	}
 	if l := NewEvent(Record{Marker: MarkerLive, Digest: digest}, deploymentRef, podRef, "", now); l.Reason != EventLive || l.Action != ActionLoad || l.Type != corev1.EventTypeNormal {
 		t.Errorf("live event %+v", l)
+	}
+	if l := NewEvent(Record{Marker: MarkerInstall, Digest: digest, Lockfile: "yarn.lock"}, deploymentRef, podRef, "", now); l.Reason != EventInstall || l.Action != ActionInstall || l.Type != corev1.EventTypeNormal {
+		t.Errorf("install event %+v", l)
 	}
 	for name, edit := range map[string]func(e *eventsv1.Event){
 		"another controller": func(e *eventsv1.Event) { e.ReportingController = "the-app" },
@@ -112,7 +123,7 @@ func FuzzParse(f *testing.F) {
 		if r.Marker == MarkerFail && r.Reason != ReasonUnknown && !slices.Contains(Reasons(), r.Reason) {
 			t.Fatalf("reason %q is outside the enum", r.Reason)
 		}
-		if r.Latency < 0 || r.RetryIn < 0 || r.Live < 0 || r.Bytes < 0 || r.Files < 0 || r.Downloaded < 0 || r.Attempt < 0 {
+		if r.Latency < 0 || r.RetryIn < 0 || r.Live < 0 || r.Install < 0 || r.Bytes < 0 || r.Files < 0 || r.Downloaded < 0 || r.Attempt < 0 {
 			t.Fatalf("negative field in %+v", r)
 		}
 		if len(r.Malformed) > 0 {
@@ -138,7 +149,7 @@ func FuzzWrite(f *testing.F) {
 		if dig == "" || ms < 0 || ms > maxMillis || bytes < 0 || files < 0 || downloaded < 0 || attempt < 0 {
 			return // the fetcher never writes these
 		}
-		r := Record{Marker: []Marker{MarkerOK, MarkerFail, MarkerLive}[marker%3], Digest: dig, Commit: commit, BuildTimestamp: built}
+		r := Record{Marker: []Marker{MarkerOK, MarkerFail, MarkerLive, MarkerInstall}[marker%4], Digest: dig, Commit: commit, BuildTimestamp: built}
 		d := time.Duration(ms) * time.Millisecond
 		switch r.Marker {
 		case MarkerOK:
@@ -150,6 +161,15 @@ func FuzzWrite(f *testing.F) {
 			}
 		case MarkerLive:
 			r.Live = d
+			r.Deps = []Deps{"", DepsImage, DepsCached, DepsInstalled}[int(reason)%4]
+			if r.Deps == DepsInstalled {
+				r.Install = d
+			}
+		case MarkerInstall:
+			r.Lockfile = rolledBackTo
+			if r.Lockfile == "" {
+				return // the fetcher always names it
+			}
 		}
 		back, ok := Parse(r.String())
 		if !ok || !reflect.DeepEqual(back, r) {

@@ -73,7 +73,23 @@ const (
 	// node_modules, which Node's module resolution finds from every release
 	// that carries no node_modules of its own.
 	ImageModules = ReleasesDir + "/node_modules"
+	// DepsDir caches the dependencies of releases whose lockfile is not the
+	// image's: DepsDir/<sha256 of the lockfile>/node_modules, installed in
+	// the app's container by its own package manager (docs/dependencies.md).
+	// A release that carries a lockfile gets a node_modules link to its
+	// entry, ../../DepsDir/<hex>/node_modules.
+	DepsDir = StateDir + "/deps"
+	// InstallRequestFile is where the fetcher asks the running app to get
+	// a staged release's dependencies; InstallResultFile where boot.cjs
+	// answers.
+	InstallRequestFile = StateDir + "/install"
+	InstallResultFile  = StateDir + "/install-result"
 )
+
+// Lockfiles are the lockfiles a release may carry beside its package.json,
+// in the order they are looked for: the first present decides the package
+// manager. boot.cjs holds the same list (a test keeps them equal).
+var Lockfiles = []string{"npm-shrinkwrap.json", "package-lock.json", "pnpm-lock.yaml", "yarn.lock"}
 
 // Defaults of the fetcher.
 const (

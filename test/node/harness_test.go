@@ -137,12 +137,18 @@ func (h *harness) artifact(v int) annotations.Target {
 func (h *harness) slowArtifact(v int, startDelay time.Duration) annotations.Target {
 	h.tb.Helper()
 	files := map[string][]byte{"version.json": fmt.Appendf(nil, `{"version":%d,"startDelayMs":%d}`, v, startDelay.Milliseconds())}
+	return h.serve(fmt.Sprintf("/app-%d.tgz", v), files)
+}
+
+// serve builds an artifact of the app's files and files, serves it at
+// path, and returns its target.
+func (h *harness) serve(path string, files map[string][]byte) annotations.Target {
+	h.tb.Helper()
 	for name, b := range h.files {
 		files[name] = b
 	}
 	b := tgz(h.tb, files)
 	sum := sha256.Sum256(b)
-	path := fmt.Sprintf("/app-%d.tgz", v)
 	h.mu.Lock()
 	h.blobs[path] = b
 	h.mu.Unlock()

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/backoff"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
+	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
 // How often watchApp looks: often while a release is on its way to live,
@@ -100,7 +102,7 @@ func (f *Fetcher) newGate(digest string, trusted bool, d Desired) gate {
 		f.log.Warn("using the default health timeout", "error", err)
 		timeout = annotations.DefaultHealthTimeoutSec * time.Second
 	}
-	g := gate{digest: digest, trusted: trusted, timeout: timeout, retouch: f.retouch, lastTouch: time.Now()}
+	g := gate{digest: digest, trusted: trusted, timeout: timeout, installTimeout: release.DefaultInstallTimeout, retouch: f.retouch, lastTouch: time.Now()}
 	if f.checker != nil {
 		g.probe, g.threshold = true, f.checker.Probe().FailureThreshold
 	}
@@ -175,6 +177,8 @@ func (f *Fetcher) onHealth(ctx context.Context, a *appState, h health, last *obs
 	switch h.verdict {
 	case vLive, vUp:
 		f.up(a, h)
+	case vInstalling:
+		f.installing(a, h)
 	case vCrashed, vUnhealthy:
 		f.rollback(ctx, a, h)
 	case vDown:
@@ -201,8 +205,29 @@ func (f *Fetcher) up(a *appState, h health) {
 	a.good, a.hasGood = h.digest, true
 	f.ws.Pin(h.digest)
 	live := h.at.Sub(o.seen)
-	f.report(*o, refresh.Record{Marker: refresh.MarkerLive, Digest: h.digest, Live: live},
-		fmt.Sprintf("Loaded %s on pod %s in %s%s", h.digest, f.cfg.PodName, live.Round(time.Millisecond), commit(o.desired)))
+	r := refresh.Record{Marker: refresh.MarkerLive, Digest: h.digest, Live: live}
+	deps := ""
+	if d := h.deps; d != nil && slices.Contains([]release.DepsState{release.DepsImage, release.DepsCached, release.DepsInstalled}, d.State) {
+		r.Deps = refresh.Deps(d.State)
+		deps = fmt.Sprintf(", the dependencies of %s: %s", d.Lockfile, d.State)
+		if d.State == release.DepsInstalled {
+			r.Install = time.Duration(max(d.Ms, 0)) * time.Millisecond
+			deps = fmt.Sprintf(", the dependencies of %s installed by %s in %s", d.Lockfile, d.Manager, r.Install)
+		}
+	}
+	f.report(*o, r, fmt.Sprintf("Loaded %s on pod %s in %s%s%s", h.digest, f.cfg.PodName, live.Round(time.Millisecond), deps, commit(o.desired)))
+}
+
+// installing reports that the app's package manager installs the
+// dependencies of the release on trial, so that push can say why it waits.
+func (f *Fetcher) installing(a *appState, h health) {
+	if a.trial == nil || h.deps == nil {
+		f.log.Info("the app installs its dependencies", "digest", orImage(h.digest))
+		return
+	}
+	d := h.deps
+	f.report(*a.trial, refresh.Record{Marker: refresh.MarkerInstall, Digest: h.digest, Lockfile: d.Lockfile},
+		fmt.Sprintf("Installing the dependencies of %s for %s on pod %s with %s%s", d.Lockfile, h.digest, f.cfg.PodName, d.Manager, commit(a.trial.desired)))
 }
 
 // rollback puts back the last good release after the app failed on the
@@ -213,6 +238,8 @@ func (f *Fetcher) rollback(ctx context.Context, a *appState, h health) {
 	o := a.trial
 	reason, what := refresh.ReasonAppCrashed, "crashed while it loaded"
 	switch {
+	case h.reason != "":
+		reason, what = h.reason, "could not get its dependencies"
 	case h.verdict == vUnhealthy:
 		reason, what = refresh.ReasonUnhealthy, "was not healthy in time"
 	case h.loaded:

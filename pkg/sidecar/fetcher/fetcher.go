@@ -256,7 +256,9 @@ func (f *Fetcher) loop(ctx context.Context) {
 			lastWhy = whyLive
 			f.succeeded(o)
 			obs := o.job.obs
-			f.startGate(ctx, a, f.newGate(o.res.Digest, false, obs.desired), &obs)
+			g := f.newGate(o.res.Digest, false, obs.desired)
+			g.preinstalled = o.res.Deps
+			f.startGate(ctx, a, g, &obs)
 		}
 	}
 	for {
@@ -348,7 +350,10 @@ func (f *Fetcher) start(ctx context.Context, obs observation, t annotations.Targ
 	jctx, cancel := context.WithCancelCause(ctx)
 	j := &job{obs: obs, target: t, ctx: jctx, cancel: cancel}
 	go func() {
-		res, err := f.ws.Apply(jctx, f.http, t, f.limits, release.WithPullSecrets(f.cfg.PullSecretsDir))
+		res, err := f.ws.Apply(jctx, f.http, t, f.limits, release.WithPullSecrets(f.cfg.PullSecretsDir), release.WithInstalling(func(d release.Deps) {
+			f.report(obs, refresh.Record{Marker: refresh.MarkerInstall, Digest: t.Digest, Lockfile: d.Lockfile},
+				fmt.Sprintf("Installing the dependencies of %s for %s on pod %s with %s while the app serves its release%s", d.Lockfile, t.Digest, f.cfg.PodName, d.Manager, commit(obs.desired)))
+		}))
 		done <- outcome{job: j, res: res, err: err, at: time.Now()}
 	}()
 	return j

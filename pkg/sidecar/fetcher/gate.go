@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
@@ -24,18 +25,19 @@ import (
 type verdict int
 
 const (
-	vWait      verdict = iota // nothing new
-	vTouch                    // no process has chosen the release yet: touch boot.cjs again, Node dropped the last touch
-	vLive                     // the release has loaded and, with a probe, answers
-	vCrashed                  // the process exited before the release went live
-	vUnhealthy                // the release was not live within the health timeout
-	vDown                     // the release went live, or is trusted, and its process exited or its probe kept failing
-	vUp                       // a release that was down is live again
-	vStopped                  // a live or trusted release's process exited with 0 and no error, as a server shutting down does
+	vWait       verdict = iota // nothing new
+	vTouch                     // no process has chosen the release yet: touch boot.cjs again, Node dropped the last touch
+	vLive                      // the release has loaded and, with a probe, answers
+	vCrashed                   // the process exited before the release went live
+	vUnhealthy                 // the release was not live within the health timeout
+	vDown                      // the release went live, or is trusted, and its process exited or its probe kept failing
+	vUp                        // a release that was down is live again
+	vStopped                   // a live or trusted release's process exited with 0 and no error, as a server shutting down does
+	vInstalling                // the process installs the release's dependencies; the health timeout waits for it
 )
 
 func (v verdict) String() string {
-	return [...]string{"wait", "touch", "live", "crashed", "unhealthy", "down", "up", "stopped"}[v]
+	return [...]string{"wait", "touch", "live", "crashed", "unhealthy", "down", "up", "stopped", "installing"}[v]
 }
 
 // look is one reading of the app, taken by watchApp.
@@ -64,8 +66,10 @@ type gate struct {
 	// threshold is how many failures in a row make a live release down.
 	probe     bool
 	threshold int
-	// timeout runs from a process choosing the release to live.
-	timeout time.Duration
+	// timeout runs from a process choosing the release, or from the end of
+	// its install, to live; installTimeout caps the install.
+	timeout        time.Duration
+	installTimeout time.Duration
 	// retouch is how long to wait for a process to choose the release
 	// before touching boot.cjs again; 0 never touches (the app has not
 	// started, and will load current when it does).
@@ -81,6 +85,12 @@ type gate struct {
 	timedOut bool      // said unhealthy, or down for the timeout
 	failures int       // probe failures in a row
 	probeErr string    // the last probe failure
+
+	installing   bool      // that process installs the release's dependencies
+	installSince time.Time // when the gate saw it start
+	// preinstalled is what the previous process did for the release's
+	// dependencies before it was published; nil if nothing.
+	preinstalled *release.Deps
 }
 
 // step is next's answer: the verdict, and for a failure its error,
@@ -91,6 +101,12 @@ type step struct {
 	why     string
 	exited  bool
 	loaded  bool
+	// reason is a failure's when it is not the verdict's own: the
+	// dependency step's (refresh.ReasonDepsInstall, ReasonNoPackageManager).
+	reason refresh.Reason
+	// deps is the record's, for vInstalling and vLive: how the release got
+	// its dependencies; nil for a release without a lockfile.
+	deps *release.Deps
 }
 
 // next advances g by one look. A look at a workspace whose current link
@@ -105,7 +121,7 @@ func (g gate) next(l look) (gate, step) {
 	if mine && r.PID != g.pid {
 		// The first process on the release, or a restart of it (the
 		// fetcher's, or the kubelet's after the container died).
-		g.pid, g.chosen, g.ready, g.exited, g.failures, g.timedOut = r.PID, l.now, false, false, 0, false
+		g.pid, g.chosen, g.ready, g.exited, g.failures, g.timedOut, g.installing = r.PID, l.now, false, false, 0, false, false
 	}
 	if g.pid == 0 {
 		if g.retouch > 0 && l.now.Sub(g.lastTouch) >= g.retouch {
@@ -127,11 +143,37 @@ func (g gate) next(l look) (gate, step) {
 			g.down = true
 			return g, step{verdict: vDown, why: why, exited: true, loaded: r.Ready}
 		}
-		return g, step{verdict: vCrashed, why: why, exited: true, loaded: r.Ready}
+		reason := depsFailure(r.Deps)
+		if reason != "" && r.Exit.Error != nil {
+			// boot.cjs's message says it all; "Error: " would only add noise.
+			why = r.Exit.Error.Message
+		}
+		return g, step{verdict: vCrashed, why: why, exited: true, loaded: r.Ready, reason: reason}
 	}
 	if g.exited {
 		// node --watch waits for a touch; only a new process changes that.
 		return g, step{}
+	}
+	if mine && !r.Ready && r.Deps != nil && r.Deps.State == release.DepsInstalling {
+		switch {
+		case !g.installing:
+			g.installing, g.installSince = true, l.now
+			return g, step{verdict: vInstalling, deps: r.Deps}
+		case !g.timedOut && l.now.Sub(g.installSince) >= g.installTimeout:
+			g.timedOut = true
+			why := fmt.Sprintf("the install of %s's dependencies had not finished after %s", r.Deps.Lockfile, g.installTimeout)
+			if g.trusted || g.live {
+				g.down = true
+				return g, step{verdict: vDown, why: why}
+			}
+			return g, step{verdict: vUnhealthy, why: why, reason: refresh.ReasonDepsInstall}
+		}
+		return g, step{}
+	}
+	if g.installing {
+		// The install has finished: the release now gets its health
+		// timeout, as if it had just been chosen.
+		g.installing, g.chosen = false, l.now
 	}
 	if mine && r.Ready {
 		g.ready = true
@@ -148,7 +190,11 @@ func (g gate) next(l look) (gate, step) {
 	switch {
 	case healthy && !g.live:
 		g.live, g.down = true, false
-		return g, step{verdict: vLive}
+		deps := g.preinstalled
+		if deps == nil && mine {
+			deps = r.Deps
+		}
+		return g, step{verdict: vLive, deps: deps}
 	case healthy && g.down:
 		g.down = false
 		return g, step{verdict: vUp}
@@ -184,4 +230,17 @@ func rollbackTarget(failed, good string, hasGood, imageCode bool, onDisk func(di
 		return "", true
 	}
 	return "", false
+}
+
+// depsFailure is the failure reason a record of a release's dependencies
+// gives, "" when they did not fail. The app writes the record: a reason
+// outside the two of the dependency step is an install failure still.
+func depsFailure(d *release.Deps) refresh.Reason {
+	if d == nil || d.State != release.DepsFailed {
+		return ""
+	}
+	if d.Reason == refresh.ReasonNoPackageManager {
+		return d.Reason
+	}
+	return refresh.ReasonDepsInstall
 }

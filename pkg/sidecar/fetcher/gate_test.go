@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
 
@@ -19,6 +20,7 @@ type at struct {
 	want    verdict
 	why     string // a substring of step.why
 	exited  bool
+	reason  refresh.Reason
 }
 
 func loading(d string, pid int) *release.Loaded { return &release.Loaded{Digest: d, PID: pid} }
@@ -29,6 +31,19 @@ func exited(d string, pid int, wasReady bool, e *release.AppError) *release.Load
 	return &release.Loaded{Digest: d, PID: pid, Ready: wasReady, Exit: &release.Exit{Code: 1, Error: e}}
 }
 
+// withDeps is rec with a dependency record in state st.
+func withDeps(rec *release.Loaded, st release.DepsState) *release.Loaded {
+	rec.Deps = &release.Deps{Lockfile: "package-lock.json", Key: strings.Repeat("ab", 32), State: st, Manager: "npm"}
+	return rec
+}
+
+// depsFailed is a process that exited because its dependencies failed.
+func depsFailed(d string, pid int, reason refresh.Reason, output string) *release.Loaded {
+	rec := withDeps(exited(d, pid, false, &release.AppError{Name: "Error", Message: "npm ci failed (exit code 1):\n" + output}), release.DepsFailed)
+	rec.Deps.Reason, rec.Deps.Output = reason, output
+	return rec
+}
+
 var syntaxError = &release.AppError{Name: "SyntaxError", Message: "Unexpected identifier 'oops'", Frames: []string{"server.js:2"}}
 
 // TestGate is the health gate's decision table: for each sequence of
@@ -36,7 +51,7 @@ var syntaxError = &release.AppError{Name: "SyntaxError", Message: "Unexpected id
 func TestGate(t *testing.T) {
 	const timeout = 30 * time.Second
 	probeGate := gate{digest: digestB, probe: true, threshold: 3, timeout: timeout, retouch: 2 * time.Second}
-	plain := gate{digest: digestB, timeout: timeout, retouch: 2 * time.Second}
+	plain := gate{digest: digestB, timeout: timeout, installTimeout: 10 * time.Minute, retouch: 2 * time.Second}
 	cases := []struct {
 		name  string
 		gate  gate
@@ -149,6 +164,40 @@ func TestGate(t *testing.T) {
 		{"a clean exit while loading is a crash", plain, []at{
 			{ms: 100, rec: &release.Loaded{Digest: digestB, PID: 2, Exit: &release.Exit{Code: 0}}, want: vCrashed, why: "the process exited with code 0", exited: true},
 		}},
+		{"installing: said once, and the health timeout waits for it", plain, []at{
+			{ms: 100, rec: withDeps(loading(digestB, 2), release.DepsInstalling), want: vInstalling},
+			{ms: 200, rec: withDeps(loading(digestB, 2), release.DepsInstalling)},
+			{ms: 90_000, rec: withDeps(loading(digestB, 2), release.DepsInstalling)},
+			{ms: 91_000, rec: withDeps(loading(digestB, 2), release.DepsInstalled)},
+			{ms: 120_000, rec: withDeps(loading(digestB, 2), release.DepsInstalled)},
+			{ms: 121_100, rec: withDeps(loading(digestB, 2), release.DepsInstalled), want: vUnhealthy, why: "the entry had not finished loading after 30s"},
+		}},
+		{"installed, then live", plain, []at{
+			{ms: 100, rec: withDeps(loading(digestB, 2), release.DepsInstalling), want: vInstalling},
+			{ms: 5_000, rec: withDeps(ready(digestB, 2), release.DepsInstalled), want: vLive},
+		}},
+		{"an install over its cap: unhealthy, an install failure", plain, []at{
+			{ms: 100, rec: withDeps(loading(digestB, 2), release.DepsInstalling), want: vInstalling},
+			{ms: 600_100, rec: withDeps(loading(digestB, 2), release.DepsInstalling), want: vUnhealthy, why: "the install of package-lock.json's dependencies had not finished after 10m0s", reason: refresh.ReasonDepsInstall},
+			{ms: 600_200, rec: withDeps(loading(digestB, 2), release.DepsInstalling)},
+		}},
+		{"the install failed: crashed, with its reason and output", plain, []at{
+			{ms: 100, rec: withDeps(loading(digestB, 2), release.DepsInstalling), want: vInstalling},
+			{ms: 3_000, rec: depsFailed(digestB, 2, refresh.ReasonDepsInstall, "npm error 404 Not Found - GET http://registry/nope"), want: vCrashed, why: "npm ci failed (exit code 1):\nnpm error 404 Not Found", exited: true, reason: refresh.ReasonDepsInstall},
+		}},
+		{"no package manager: crashed, with that reason", plain, []at{
+			{ms: 100, rec: depsFailed(digestB, 2, refresh.ReasonNoPackageManager, ""), want: vCrashed, exited: true, reason: refresh.ReasonNoPackageManager},
+		}},
+		{"a reason outside the dependency step's is an install failure", plain, []at{
+			{ms: 100, rec: depsFailed(digestB, 2, refresh.ReasonChecksum, ""), want: vCrashed, exited: true, reason: refresh.ReasonDepsInstall},
+		}},
+		{"an app's crash after its install is the app's", plain, []at{
+			{ms: 100, rec: withDeps(exited(digestB, 2, false, syntaxError), release.DepsInstalled), want: vCrashed, why: "SyntaxError", exited: true},
+		}},
+		{"a restart while installing installs again, and says so", plain, []at{
+			{ms: 100, rec: withDeps(loading(digestB, 2), release.DepsInstalling), want: vInstalling},
+			{ms: 200, rec: withDeps(loading(digestB, 3), release.DepsInstalling), want: vInstalling},
+		}},
 		{"trusted image code", gate{digest: "", trusted: true, timeout: timeout}, []at{
 			{ms: 100, current: "-", rec: ready("", 2), want: vLive},
 			{ms: 200, current: "-", rec: exited("", 2, true, nil), want: vDown, exited: true},
@@ -179,8 +228,11 @@ func TestGate(t *testing.T) {
 				}
 				var s step
 				g, s = g.next(l)
-				if s.verdict != a.want || !strings.Contains(s.why, a.why) || s.exited != a.exited {
-					t.Fatalf("look %d (%d ms): %s %q exited=%v, want %s %q exited=%v", i, a.ms, s.verdict, s.why, s.exited, a.want, a.why, a.exited)
+				if s.verdict != a.want || !strings.Contains(s.why, a.why) || s.exited != a.exited || s.reason != a.reason {
+					t.Fatalf("look %d (%d ms): %s %q exited=%v reason=%q, want %s %q exited=%v reason=%q", i, a.ms, s.verdict, s.why, s.exited, s.reason, a.want, a.why, a.exited, a.reason)
+				}
+				if (s.verdict == vInstalling || s.verdict == vLive) && a.rec != nil && s.deps != a.rec.Deps {
+					t.Fatalf("look %d (%d ms): %s carries deps %+v, want the record's %+v", i, a.ms, s.verdict, s.deps, a.rec.Deps)
 				}
 			}
 		})
@@ -211,5 +263,18 @@ func TestRollbackTarget(t *testing.T) {
 				t.Errorf("rollbackTarget = %q, %v; want %q, %v", to, ok, tc.wantTo, tc.wantOK)
 			}
 		})
+	}
+}
+
+// TestGatePreinstalled: a release whose dependencies the previous process
+// installed before the publish goes live saying so, although its own
+// process found them cached.
+func TestGatePreinstalled(t *testing.T) {
+	pre := &release.Deps{Lockfile: "package-lock.json", State: release.DepsInstalled, Manager: "npm", Ms: 3200}
+	g := gate{digest: digestB, timeout: 30 * time.Second, installTimeout: 10 * time.Minute, preinstalled: pre}
+	now := time.Unix(1000, 0)
+	g, s := g.next(look{now: now, current: digestB, loaded: *withDeps(ready(digestB, 2), release.DepsCached), hasLoaded: true})
+	if s.verdict != vLive || s.deps != pre {
+		t.Fatalf("%s with deps %+v; want live with the install before the publish", s.verdict, s.deps)
 	}
 }

@@ -34,6 +34,21 @@ type Result struct {
 	// Downloaded is the compressed size received; 0 when the release was
 	// still on disk and was published again without a download.
 	Downloaded int64
+	// Deps is what the running app did for the release's dependencies
+	// before it was published (preinstall); nil when it did nothing, and
+	// the release's own process gets them as it starts.
+	Deps *Deps
+}
+
+// ApplyOption configures one Apply.
+type ApplyOption func(*applyOptions)
+
+// applyOptions is what the ApplyOptions of one Apply set.
+type applyOptions struct {
+	// pullSecrets: WithPullSecrets.
+	pullSecrets string
+	// installing: WithInstalling.
+	installing func(Deps)
 }
 
 // Apply makes t the live release. It streams t's .tar.gz (from t.URL, or
@@ -55,6 +70,11 @@ type Result struct {
 // the error is Final. A digest still kept under releases/ is published
 // again without a download, so rolling back is instant; applying the live
 // digest changes nothing and does not restart the app.
+//
+// A release that carries a lockfile whose dependencies the pod has not got
+// yet is held back while the running app installs them (preinstall), so
+// that it serves until they are there; a failed install is final, with
+// the dependency step's reason, and nothing is published.
 //
 // client should come from NewHTTPClient; zero fields of lim take defaults.
 func (w *Workspace) Apply(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, opts ...ApplyOption) (Result, error) {
@@ -80,6 +100,17 @@ func (w *Workspace) Apply(ctx context.Context, client *http.Client, t annotation
 	if err != nil {
 		w.discard(staging)
 		return res, w.volumeFull(err)
+	}
+	lockfile, key, err := linkDeps(staging)
+	if err != nil {
+		w.discard(staging)
+		return res, newError(refresh.ReasonPublish, fmt.Errorf("link the dependencies' node_modules: %w", err))
+	}
+	if key != "" {
+		if res.Deps, err = w.preinstall(ctx, staging, lockfile, key, lim.InstallTimeout, o); err != nil {
+			w.discard(staging)
+			return res, err
+		}
 	}
 	if err := w.publish(ctx, staging, t.Hex); err != nil {
 		w.discard(staging)

@@ -18,6 +18,9 @@ const (
 	DefaultMaxRatio int64 = 200
 	// DefaultTimeout bounds one whole download.
 	DefaultTimeout = 5 * time.Minute
+	// DefaultInstallTimeout bounds an install of a release's dependencies
+	// by the app's package manager (docs/dependencies.md).
+	DefaultInstallTimeout = 10 * time.Minute
 )
 
 // Caps on every entry's path, whatever the Limits. The kernel refuses a
@@ -57,12 +60,18 @@ type Limits struct {
 	MaxRatio int64
 	// Timeout caps the whole download, from request to last byte.
 	Timeout time.Duration
+	// InstallTimeout caps the wait for the running app to install a
+	// staged release's dependencies.
+	InstallTimeout time.Duration
 }
 
 // withDefaults fills every zero or negative field with its default.
 func (l Limits) withDefaults() Limits {
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.InstallTimeout <= 0 {
+		l.InstallTimeout = DefaultInstallTimeout
 	}
 	if l.MaxEntries <= 0 {
 		l.MaxEntries = DefaultMaxEntries

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -39,6 +40,54 @@ type Loaded struct {
 	// an uncaught error, an empty event loop); nil while it runs, and
 	// after a signal, which leaves no record.
 	Exit *Exit `json:"exit,omitempty"`
+	// Deps is set when the release resolves its packages through
+	// sidecar.DepsDir: how boot.cjs got them before the entry loaded.
+	Deps *Deps `json:"deps,omitempty"`
+	// Installer is set when the process takes install requests
+	// (InstallRequest): while it runs, the next release's dependencies
+	// can be installed before that release is published.
+	Installer bool `json:"installer,omitempty"`
+}
+
+// DepsState is how far boot.cjs has got with a release's dependencies.
+type DepsState string
+
+// The states of Deps. The first three let the entry load.
+const (
+	// DepsImage: the lockfile is the image's, and the release uses the
+	// image's own node_modules; nothing was installed.
+	DepsImage = DepsState(refresh.DepsImage)
+	// DepsCached: a process of this pod got the lockfile's dependencies
+	// before; nothing was installed.
+	DepsCached = DepsState(refresh.DepsCached)
+	// DepsInstalled: the image's package manager installed them, in Ms.
+	DepsInstalled = DepsState(refresh.DepsInstalled)
+	// DepsInstalling: the package manager runs; the health timeout waits.
+	DepsInstalling DepsState = "installing"
+	// DepsFailed: they could not be got, for Reason; the process exits.
+	DepsFailed DepsState = "failed"
+)
+
+// Deps is what boot.cjs records of a release's dependencies.
+type Deps struct {
+	// Lockfile is the lockfile's name (one of sidecar.Lockfiles), Key its
+	// sha256, the entry's name under sidecar.DepsDir.
+	Lockfile string    `json:"lockfile"`
+	Key      string    `json:"key"`
+	State    DepsState `json:"state"`
+	// Manager is the package manager that installs or installed them
+	// (npm, pnpm, yarn).
+	Manager string `json:"manager,omitempty"`
+	// Ms is how long the install took, for DepsInstalled.
+	Ms int64 `json:"ms,omitempty"`
+	// Reason is DepsFailed's: refresh.ReasonNoPackageManager or
+	// refresh.ReasonDepsInstall.
+	Reason refresh.Reason `json:"reason,omitempty"`
+	// Output is the last lines the package manager printed, for DepsFailed.
+	Output string `json:"output,omitempty"`
+	// Message says what failed, for DepsFailed, in an InstallResult (the
+	// loaded record has it as the exit's error).
+	Message string `json:"message,omitempty"`
 }
 
 // Exit is how a process of the app ended.
@@ -87,33 +136,40 @@ func (e *Exit) String() string {
 }
 
 // maxLoaded bounds what Loaded reads: boot.cjs's records are under 20 KiB
-// (messages are cut at 2,000 characters, frames at 5).
+// (messages are cut at 2,000 characters, frames at 5, the package
+// manager's output at 12 lines).
 const maxLoaded = 64 << 10
 
 // Loaded reads .aether/loaded. The error wraps fs.ErrNotExist if the app has
-// not started yet. The app writes the file and could put anything there, so
-// only a regular file of at most 64 KiB is read, and opening it never
-// blocks (a FIFO would hold the fetcher forever).
+// not started yet.
 func (w *Workspace) Loaded() (Loaded, error) {
 	var l Loaded
-	name := filepath.Join(w.dir, sidecar.LoadedFile)
+	return l, w.readState(sidecar.LoadedFile, &l)
+}
+
+// readState reads into v a record that the app wrote under .aether. The
+// app could put anything there, so only a regular file of at most
+// maxLoaded bytes is read, and opening it never blocks (a FIFO would hold
+// the fetcher forever).
+func (w *Workspace) readState(file string, v any) error {
+	name := filepath.Join(w.dir, file)
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		return l, err
+		return err
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return l, fmt.Errorf("%s is not a regular file", sidecar.LoadedFile)
+		return fmt.Errorf("%s is not a regular file", file)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxLoaded+1))
 	if err != nil {
-		return l, err
+		return err
 	}
 	if len(b) > maxLoaded {
-		return l, fmt.Errorf("%s is over %d bytes", sidecar.LoadedFile, maxLoaded)
+		return fmt.Errorf("%s is over %d bytes", file, maxLoaded)
 	}
-	if err := json.Unmarshal(b, &l); err != nil {
-		return l, fmt.Errorf("%s: %w", sidecar.LoadedFile, err)
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
 	}
-	return l, nil
+	return nil
 }

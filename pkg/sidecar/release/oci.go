@@ -21,13 +21,6 @@ import (
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 )
 
-// ApplyOption configures one Apply.
-type ApplyOption func(*applyOptions)
-
-type applyOptions struct {
-	pullSecrets string
-}
-
 // WithPullSecrets authenticates the pulls of OCI artifacts with the
 // docker config files dir/<secret>/.dockerconfigjson, the pod's
 // imagePullSecrets as the webhook projects them (sidecar.PullSecretsDir),

@@ -198,8 +198,10 @@ func podBlock(out, pod string) string {
 // enabledService deploys s's app from test/testdata/apps, unlabelled, with
 // 2 replicas, in a new namespace enforcing Pod Security "restricted";
 // enables it with `kubectl devhot enable` alone, and waits until both pods
-// answer from the image's own code. It returns the namespace and the pods.
-func enabledService(t *testing.T, s service) (*clusterNS, []apps.Pod) {
+// answer from the image's own code. env ("NAME=value") is set on the app
+// container first, as a user's manifest would. It returns the namespace
+// and the pods.
+func enabledService(t *testing.T, s service, env ...string) (*clusterNS, []apps.Pod) {
 	t.Helper()
 	kubeconfig := clusterKubeconfig(t)
 	var refs []string
@@ -213,6 +215,9 @@ func enabledService(t *testing.T, s service) (*clusterNS, []apps.Pod) {
 	k := clusterNamespace(t, kubeconfig, true)
 	if _, err := apps.Deploy(k.kc(), s.app, 3*time.Minute, refs...); err != nil {
 		t.Fatal(err)
+	}
+	if len(env) > 0 {
+		k.kubectl(t, "", append([]string{"set", "env", "deployment/" + s.app, "-c", s.container}, env...)...)
 	}
 	k.kubectl(t, "", "scale", "deployment", s.app, "--replicas=2")
 	k.devhot(t, "enable", "deploy/"+s.app)
