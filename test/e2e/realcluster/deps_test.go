@@ -33,6 +33,7 @@ var installedIn = regexp.MustCompile(`(?m)^  (\S+): live in \d+ms \(dependencies
 // package the registry lacks fails with npm's error, publishes nothing,
 // and the previous release still answers.
 func TestClusterDependencyChange(t *testing.T) {
+	clusterKubeconfig(t) // off the cluster it skips, before the registry starts on its address
 	s := services[0]
 	cache, err := npmregistry.DefaultCacheDir()
 	if err != nil {
@@ -188,6 +189,7 @@ func TestClusterDependencyChange(t *testing.T) {
 // published, saying what to do, and the image's code still answers from
 // the same processes.
 func TestClusterDependencyNoPackageManager(t *testing.T) {
+	clusterKubeconfig(t) // off the cluster it skips, before the registry starts on its address
 	s := services[2]
 	cache, err := npmregistry.DefaultCacheDir()
 	if err != nil {
