@@ -66,19 +66,8 @@ func (b *runner) typeScript(c *cluster.Cluster) error {
 	if err := allAnswer(b.ctx, pods, "save 0", 60*time.Second); err != nil {
 		return err
 	}
-	for v := 1; v <= b.cfg.tsSaves; v++ {
-		if err := sleep(b.ctx, 500*time.Millisecond); err != nil {
-			return err
-		}
-		msg := fmt.Sprintf("save %d", v)
-		t0 := time.Now()
-		if err := save(msg); err != nil {
-			return err
-		}
-		if err := allAnswer(b.ctx, pods, msg, 20*time.Second); err != nil {
-			return fmt.Errorf("save %d: %w", v, err)
-		}
-		b.res.tsSave = append(b.res.tsSave, time.Since(t0))
+	if b.res.tsSave, err = b.timedSaves(b.cfg.tsSaves, 500*time.Millisecond, pods, save, nil); err != nil {
+		return err
 	}
 	l := b.res.tsSave
 	fmt.Fprintf(os.Stderr, "    %d saves of a .ts file on 2 real pods: p50 %v, p95 %v\n", len(l),
