@@ -135,6 +135,11 @@ func TestTemplateDefaults(t *testing.T) {
 	if _, ok := arg(c.Args, "ingest-fetcher-logs"); ok {
 		t.Error("--ingest-fetcher-logs by default: fleet metrics are opt-in")
 	}
+	// A deleted replica serves on until the API server stops sending it
+	// requests; the kubelet's grace period (30 s) outlasts the sleep.
+	if l := c.Lifecycle; l == nil || l.PreStop == nil || l.PreStop.Sleep == nil || l.PreStop.Sleep.Seconds != 5 {
+		t.Errorf("lifecycle = %+v, want a preStop sleep of 5 s", l)
+	}
 	if c.Image != "aether-devhot:dev" {
 		t.Errorf("image = %q", c.Image)
 	}
@@ -480,6 +485,7 @@ func TestTemplateRejectsBadValues(t *testing.T) {
 		{[]string{"store.maxUploads=65"}, "maxUploads"},
 		{[]string{"store.maxNamespaceUploads=65", "store.maxUploads=65"}, "maxNamespaceUploads"},
 		{[]string{"store.persistence.enabled=maybe"}, "persistence.enabled"},
+		{[]string{"webhook.preStopSleepSeconds=30"}, "preStopSleepSeconds"},
 		{[]string{"fleetMetrics.enabled=true", "fleetMetrics.streamsPerNamespace=0"}, "streamsPerNamespace"},
 		{[]string{"fleetMetrics.enabled=true", "fleetMetrics.streamsPerNamespace=101"}, "streamsPerNamespace"},
 	} {
