@@ -398,6 +398,16 @@ func helmSet(t *testing.T, kubeconfig, value string) {
 	}
 	system := &clusterNS{kubeconfig: kubeconfig, ns: webhookNamespace}
 	system.kubectl(t, "", "rollout", "status", "deployment/aether-devhot", "--timeout=120s")
+	// The old replicas serve on through their preStop sleep, on the API
+	// server's open connections, with the old values: done once they are
+	// gone.
+	wait.For(t, "the old webhook replicas gone", 60*time.Second, func() error {
+		if dying := system.kubectl(t, "", "get", "pods", "-l", "app.kubernetes.io/component=webhook",
+			"-o", "jsonpath={.items[?(@.metadata.deletionTimestamp)].metadata.name}"); dying != "" {
+			return fmt.Errorf("still terminating: %s", dying)
+		}
+		return nil
+	})
 }
 
 // clusterKubeconfig is the admin kubeconfig of the cluster of test/framework/cluster
