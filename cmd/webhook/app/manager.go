@@ -74,7 +74,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		HealthProbeBindAddress: o.HealthProbeBindAddr,
 		LeaderElection:         o.LeaderElect,
 		LeaderElectionID:       LeaderElectionID,
-		Controller:             config.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
+		// A stopping replica hands the Lease over at once instead of
+		// leaving the next leader to wait out its lease: the process ends
+		// right after the manager does.
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
 		// The cache holds only the RBAC objects we made, not every
 		// ServiceAccount, Role and RoleBinding of the cluster.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
