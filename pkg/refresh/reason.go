@@ -36,6 +36,12 @@ const (
 	// exactly one layer, or a layer that is not aether.dev/digest. The
 	// manifest is named by digest, so retrying cannot help.
 	ReasonOCIArtifact Reason = "oci_artifact"
+	// ReasonManifest: a delta release's root or one of its parts is not
+	// what package manifest writes (docs/delta.md), or lists files that
+	// no release could hold; paths that climb out are unsafe_path, a
+	// part or file whose bytes have another sha256 is checksum, and a
+	// count over the limits is size_limit.
+	ReasonManifest Reason = "bad_manifest"
 
 	// The health gate's reasons: the release was published, but the app did
 	// not come up on it. The first two fail the release, which is rolled
@@ -86,6 +92,7 @@ func Reasons() []Reason {
 		ReasonExtract,
 		ReasonPublish,
 		ReasonOCIArtifact,
+		ReasonManifest,
 		ReasonAppCrashed,
 		ReasonUnhealthy,
 		ReasonAppDown,

@@ -50,6 +50,23 @@ const (
 	KeyLockfile       = "lockfile"
 	KeyDeps           = "deps"
 	KeyInstall        = "install_ms"
+	KeySource         = "source"
+	KeyLinked         = "linked"
+)
+
+// Source is REFRESH_OK's source: where the release's files came from
+// (docs/delta.md).
+type Source string
+
+// The values of Source.
+const (
+	// SourceArchive: the whole .tar.gz was downloaded and extracted.
+	SourceArchive Source = "archive"
+	// SourceDelta: a delta release, assembled from the files of releases
+	// on disk (linked) plus those downloaded.
+	SourceDelta Source = "delta"
+	// SourceDisk: the release was still on disk and was published again.
+	SourceDisk Source = "disk"
 )
 
 // Deps is REFRESH_LIVE's deps: how a release that carries a lockfile got
@@ -95,6 +112,11 @@ type Record struct {
 	// Bytes, Files and Downloaded are MarkerOK's sizes: extracted bytes
 	// and files, and bytes downloaded (0 when the release was on disk).
 	Bytes, Files, Downloaded int64
+	// Source is MarkerOK's source, "" when a fetcher before delta releases
+	// wrote the line; Linked is its linked, the files of a delta release
+	// taken from a release on disk rather than downloaded.
+	Source Source
+	Linked int64
 
 	// Reason is MarkerFail's reason, ReasonUnknown when missing or outside
 	// the enum.
@@ -156,6 +178,12 @@ func (r Record) String() string {
 		put(KeyBytes, n(r.Bytes))
 		put(KeyFiles, n(r.Files))
 		put(KeyDownloaded, n(r.Downloaded))
+		if r.Source != "" {
+			put(KeySource, string(r.Source))
+		}
+		if r.Source == SourceDelta {
+			put(KeyLinked, n(r.Linked))
+		}
 	case MarkerFail:
 		put(KeyReason, string(r.Reason))
 		put(KeyDigest, r.Digest)
@@ -277,6 +305,13 @@ func (r *Record) set(k, v string) bool {
 		r.Files, ok = count(v)
 	case r.Marker == MarkerOK && k == KeyDownloaded:
 		r.Downloaded, ok = count(v)
+	case r.Marker == MarkerOK && k == KeySource:
+		r.Source, ok = "", false
+		if slices.Contains([]Source{SourceArchive, SourceDelta, SourceDisk}, Source(v)) {
+			r.Source, ok = Source(v), true
+		}
+	case r.Marker == MarkerOK && k == KeyLinked:
+		r.Linked, ok = count(v)
 	case r.Marker == MarkerFail && k == KeyReason:
 		r.Reason, ok = ReasonUnknown, false
 		if slices.Contains(Reasons(), Reason(v)) {
