@@ -50,9 +50,11 @@ type Left struct {
 }
 
 // Secrets lists the paths left out because they look like secrets.
-func (a *Artifact) Secrets() []string {
+func (a *Artifact) Secrets() []string { return secrets(a.Left) }
+
+func secrets(left []Left) []string {
 	var out []string
-	for _, l := range a.Left {
+	for _, l := range left {
 		if l.Secret {
 			out = append(out, l.Path)
 		}
@@ -76,6 +78,82 @@ var epoch = time.Unix(0, 0)
 // socket, a device) is refused, because the fetcher refuses it too, and
 // it is better to hear so before an upload than from every pod after it.
 func Dir(dir string, o Options) (*Artifact, error) {
+	var buf bytes.Buffer
+	// The zero gzip.Header has no name and no mtime.
+	gz, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	tw := tar.NewWriter(gz)
+	a := &Artifact{}
+	a.Left, err = walk(dir, o, func(path, rel string, isDir bool) error {
+		if isDir {
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o755, ModTime: epoch})
+		}
+		return a.addFile(tw, path, rel)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(tw.Close(), gz.Close()); err != nil {
+		return nil, fmt.Errorf("pack %s: %w", dir, err)
+	}
+	a.Data = buf.Bytes()
+	a.Digest = digest.Of(a.Data)
+	return a, nil
+}
+
+// TreeFile is one regular file that Dir would pack, as Walk finds it.
+type TreeFile struct {
+	// Path is slash-separated, relative to the tree's root.
+	Path string
+	// Abs is where the file is.
+	Abs string
+	// Exec is whether any executable bit is set: the file is packed 0755.
+	Exec bool
+	// Size and ModTime are the file's as Walk saw them.
+	Size    int64
+	ModTime time.Time
+}
+
+// Tree is what Dir would pack, without packing it: for a delta release,
+// which hashes each file instead (docs/delta.md).
+type Tree struct {
+	// Files are the regular files, in lexical order of Path.
+	Files []TreeFile
+	// Left is what the ignore rules left out, as Artifact.Left.
+	Left []Left
+}
+
+// Secrets lists the paths left out because they look like secrets.
+func (t *Tree) Secrets() []string { return secrets(t.Left) }
+
+// Walk lists what Dir would pack from dir, under the same rules, but only
+// the regular files: a delta release has no directory entries.
+func Walk(dir string, o Options) (*Tree, error) {
+	t := &Tree{}
+	var err error
+	t.Left, err = walk(dir, o, func(path, rel string, isDir bool) error {
+		if isDir {
+			return nil
+		}
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		t.Files = append(t.Files, TreeFile{Path: rel, Abs: path, Exec: fi.Mode().Perm()&0o111 != 0, Size: fi.Size(), ModTime: fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// walk calls visit for every directory and regular file under dir that
+// the ignore rules and o keep, in lexical order, and returns what they
+// left out. Any other entry is an error.
+func walk(dir string, o Options, visit func(path, rel string, isDir bool) error) ([]Left, error) {
 	root, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", dir, err)
@@ -89,14 +167,7 @@ func Dir(dir string, o Options) (*Artifact, error) {
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	// The zero gzip.Header has no name and no mtime.
-	gz, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	tw := tar.NewWriter(gz)
-	a := &Artifact{}
+	var left []Left
 	// WalkDir visits each directory's entries sorted by name, whatever
 	// order the file system keeps them in.
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -114,7 +185,7 @@ func Dir(dir string, o Options) (*Artifact, error) {
 		if len(o.Only) > 0 && !only(o.Only, rel) {
 			switch {
 			case d.IsDir() && onTheWay(o.Only, rel):
-				return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o755, ModTime: epoch})
+				return visit(path, rel, true)
 			case d.IsDir():
 				return filepath.SkipDir
 			case rel != "package.json" || !d.Type().IsRegular():
@@ -122,7 +193,7 @@ func Dir(dir string, o Options) (*Artifact, error) {
 			}
 		}
 		if v := ign.Check(rel, d.IsDir()); v.Out {
-			a.Left = append(a.Left, Left{Path: rel, IsDir: d.IsDir(), Verdict: v})
+			left = append(left, Left{Path: rel, IsDir: d.IsDir(), Verdict: v})
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -130,9 +201,9 @@ func Dir(dir string, o Options) (*Artifact, error) {
 		}
 		switch t := d.Type(); {
 		case t.IsDir():
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o755, ModTime: epoch})
+			return visit(path, rel, true)
 		case t.IsRegular():
-			return a.addFile(tw, path, rel)
+			return visit(path, rel, false)
 		case t&fs.ModeSymlink != 0:
 			target, _ := os.Readlink(path)
 			return fmt.Errorf("%s is a symlink (to %q): the fetcher refuses links in an artifact (reason unsafe_path); copy the file in its place or list it in %s", rel, target, IgnoreFile)
@@ -148,12 +219,7 @@ func Dir(dir string, o Options) (*Artifact, error) {
 			return nil, fmt.Errorf("pack %s: %s, which is to be packed, does not exist (did the build make it?)", dir, p)
 		}
 	}
-	if err := errors.Join(tw.Close(), gz.Close()); err != nil {
-		return nil, fmt.Errorf("pack %s: %w", dir, err)
-	}
-	a.Data = buf.Bytes()
-	a.Digest = digest.Of(a.Data)
-	return a, nil
+	return left, nil
 }
 
 // only reports whether rel is one of paths or inside one.

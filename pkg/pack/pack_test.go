@@ -473,3 +473,49 @@ func TestOnly(t *testing.T) {
 		t.Errorf("a missing output: %v", err)
 	}
 }
+
+// TestWalkListsWhatDirPacks: a delta release and an archive of one tree
+// hold the same files, under the same rules, with the same modes.
+func TestWalkListsWhatDirPacks(t *testing.T) {
+	tree := map[string]string{
+		".gitignore":          "*.log\n",
+		".env":                "SECRET=1",
+		"a.log":               "l",
+		"bin/run":             "#!/bin/sh",
+		"empty/":              "/",
+		"node_modules/x/i.js": "x",
+		"server.js":           "s",
+		"src/lib/util.js":     "u",
+	}
+	for _, o := range []Options{{}, {Only: []string{"src"}}, {IncludeNodeModules: true}} {
+		dir := t.TempDir()
+		writeTree(t, dir, tree, sortedKeys(tree))
+		if err := os.Chmod(filepath.Join(dir, "bin", "run"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		a, err := Dir(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := Walk(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var packed, walked []string
+		for _, f := range a.Packed {
+			packed = append(packed, f.Path)
+		}
+		for _, f := range w.Files {
+			walked = append(walked, f.Path)
+			if f.Exec != (f.Path == "bin/run") {
+				t.Errorf("%+v: %s exec %v", o, f.Path, f.Exec)
+			}
+		}
+		if !slices.Equal(packed, walked) {
+			t.Errorf("%+v: Walk lists %q, Dir packs %q", o, walked, packed)
+		}
+		if !slices.Equal(a.Secrets(), w.Secrets()) {
+			t.Errorf("%+v: Walk leaves out secrets %q, Dir %q", o, w.Secrets(), a.Secrets())
+		}
+	}
+}
