@@ -56,6 +56,7 @@ fuzz:
 	go test ./pkg/store -run '^$$' -fuzz FuzzStoreHandler -fuzztime $(FUZZTIME)
 	go test ./pkg/annotations -run '^$$' -fuzz FuzzParseArtifactURL -fuzztime $(FUZZTIME)
 	go test ./pkg/oci -run '^$$' -fuzz FuzzCheckManifest -fuzztime $(FUZZTIME)
+	go test ./pkg/manifest -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 ## bench: measure the performance table and write it to docs/performance.md.
 .PHONY: bench
