@@ -11,10 +11,10 @@ import (
 	"testing"
 )
 
-// FuzzParseBlobPath: request paths are untrusted. Whatever the input,
-// parsing must not panic, and an accepted path must name a namespace and
-// a digest that are safe to use as file names, and give back the same path.
-func FuzzParseBlobPath(f *testing.F) {
+// FuzzParsePath: request paths are untrusted. Whatever the input, parsing
+// must not panic, and an accepted path must name a namespace and a digest
+// that are safe to use as file names, and give back the same path.
+func FuzzParsePath(f *testing.F) {
 	hex := strings.Repeat("a", 64)
 	for _, s := range []string{
 		BlobRef{"team-a", "web", hex}.Path(),
@@ -24,6 +24,10 @@ func FuzzParseBlobPath(f *testing.F) {
 		BlobRef{"team-a", "..", hex}.Path(),
 		BlobRef{"team-a", "web", "../../etc/passwd"}.Path(),
 		BlobRef{"team-a", "web", hex + "/"}.Path(),
+		BlobRef{"team-a", "web", hex}.MissingPath(),
+		BlobRef{"team-a", "web", hex}.ChildrenPath(),
+		BlobRef{"team-a", "web", hex}.Path() + "/other",
+		BlobRef{"team-a", "web", hex}.MissingPath() + "/",
 		"/v1/namespaces/team-a/deployments/web/blobs/sha256/",
 		"/v1/namespaces//deployments//blobs/sha256/" + hex,
 		LegacyBlobPathPrefix + hex,
@@ -32,7 +36,7 @@ func FuzzParseBlobPath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
-		ref, err := ParseBlobPath(path)
+		ref, res, err := ParsePath(path)
 		if err != nil {
 			if ref != (BlobRef{}) {
 				t.Fatalf("error %v with ref %+v", err, ref)
@@ -47,8 +51,9 @@ func FuzzParseBlobPath(f *testing.F) {
 		if strings.Contains(ref.Deployment, "/") || ref.Deployment == "" {
 			t.Fatalf("accepted deployment %q from %q", ref.Deployment, path)
 		}
-		if ref.Path() != path {
-			t.Fatalf("%q parsed to %+v, which gives back %q", path, ref, ref.Path())
+		back := map[Resource]string{ResourceBlob: ref.Path(), ResourceMissing: ref.MissingPath(), ResourceChildren: ref.ChildrenPath()}[res]
+		if back != path {
+			t.Fatalf("%q parsed to %+v %d, which gives back %q", path, ref, res, back)
 		}
 	})
 }
@@ -120,8 +125,8 @@ func FuzzStoreHandler(f *testing.F) {
 		if code >= 500 && code != http.StatusServiceUnavailable && code != http.StatusInsufficientStorage {
 			t.Fatalf("%s %q: %d %q", method, path, code, rec.Body)
 		}
-		ref, perr := ParseBlobPath(req.URL.Path)
-		if code/100 == 2 && perr == nil {
+		ref, res, perr := ParsePath(req.URL.Path)
+		if code/100 == 2 && perr == nil && res == ResourceBlob {
 			switch method {
 			case http.MethodPut:
 				if ref.Namespace != "team-a" || ref.Deployment != "web" {
