@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/aether-dev/aether-devhot/pkg/manifest"
 )
 
 // FuzzParsePath: request paths are untrusted. Whatever the input, parsing
@@ -64,7 +66,8 @@ func FuzzParsePath(f *testing.F) {
 // the path, {sum} stands for that digest, so that uploads can succeed.
 // Whatever the request: no panic, no 500; only what Access allowed
 // succeeds; a PUT succeeds only with the bytes it names, stored or not; a
-// stored blob is gzip and has the digest it is named by; a read returns
+// stored blob is gzip or a root and has the digest it is named by; the
+// delta release's endpoints succeed only for an announced root; a read returns
 // exactly the bytes of its digest; nothing is left in tmp/.
 func FuzzStoreHandler(f *testing.F) {
 	stored := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 's', 't', 'o', 'r', 'e', 'd'}
@@ -92,6 +95,11 @@ func FuzzStoreHandler(f *testing.F) {
 		{"DELETE", storedRef.Path(), nil, true},
 		{"POST", sum, archive, true},
 		{"GET", "/readyz", nil, false},
+		{"PUT", sum, []byte(manifest.RootMagic + "files 0 bytes 0\n"), false},
+		{"GET", storedRef.MissingPath(), nil, false},
+		{"GET", BlobRef{"team-a", "web", "{sum}"}.MissingPath(), nil, false},
+		{"POST", storedRef.ChildrenPath(), tarGz(f, tarEntry{storedRef.Hex, stored}), false},
+		{"POST", BlobRef{"team-a", "api", storedRef.Hex}.ChildrenPath(), archive, false},
 	} {
 		f.Add(s.method, s.path, s.body, s.token)
 	}
@@ -142,7 +150,7 @@ func FuzzStoreHandler(f *testing.F) {
 					}
 					got, _ := io.ReadAll(f)
 					f.Close()
-					if digestOf(got) != ref.Hex || checkGzipHeader(got) != nil {
+					if digestOf(got) != ref.Hex || checkGzipHeader(got) != nil && !manifest.IsRoot(got) {
 						t.Fatalf("stored %s holds %d bytes of sha256 %s, gzip header: %v", ref, len(got), digestOf(got), checkGzipHeader(got))
 					}
 				}
@@ -154,6 +162,9 @@ func FuzzStoreHandler(f *testing.F) {
 					t.Fatalf("GET %s returned bytes of sha256 %s", ref, digestOf(rec.Body.Bytes()))
 				}
 			}
+		}
+		if code/100 == 2 && perr == nil && res != ResourceBlob && (ref.Namespace != "team-a" || ref.Deployment != "web") {
+			t.Fatalf("%s %q succeeded (%d) without being announced", method, path, code)
 		}
 		if code/100 == 2 && perr != nil && strings.HasPrefix(req.URL.Path, blobPathPrefix) {
 			t.Fatalf("%s %q answered %d for a path that does not parse: %v", method, path, code, perr)
