@@ -1,8 +1,12 @@
 package store
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,7 +43,7 @@ const maxRetryAfter = 5 * time.Second
 // Has reports whether the store holds the blob, so that an unchanged
 // artifact is not uploaded again.
 func (c *Client) Has(ctx context.Context, ref BlobRef) (bool, error) {
-	resp, err := c.do(ctx, http.MethodHead, ref, nil)
+	resp, err := c.do(ctx, http.MethodHead, c.URL(ref), nil)
 	if err != nil {
 		return false, err
 	}
@@ -50,12 +54,112 @@ func (c *Client) Has(ctx context.Context, ref BlobRef) (bool, error) {
 	case http.StatusNotFound:
 		return false, nil
 	}
-	return false, c.statusError(http.MethodHead, ref, resp)
+	return false, c.statusError(http.MethodHead, c.URL(ref), resp)
 }
 
 // Put uploads data as the blob ref.
 func (c *Client) Put(ctx context.Context, ref BlobRef, data []byte) error {
-	resp, err := c.do(ctx, http.MethodPut, ref, data)
+	body := func() (io.Reader, int64, func()) {
+		return c.counting(bytes.NewReader(data), int64(len(data))), int64(len(data)), func() {}
+	}
+	return c.upload(ctx, http.MethodPut, c.URL(ref), body)
+}
+
+// Missing asks which parts and files the delta release of root lacks in
+// the store, once root itself is stored (Put).
+func (c *Client) Missing(ctx context.Context, root BlobRef) (Missing, error) {
+	url := strings.TrimSuffix(c.Base, "/") + root.MissingPath()
+	resp, err := c.do(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return Missing{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Missing{}, c.statusError(http.MethodGet, url, resp)
+	}
+	var m Missing
+	// Two lists of at most a release's files, of 67 bytes each.
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxMissingBytes)).Decode(&m); err != nil {
+		return Missing{}, fmt.Errorf("store: GET %s: %w", url, err)
+	}
+	return m, nil
+}
+
+// maxMissingBytes bounds the answer of Missing: two lists of every file
+// a release may have.
+const maxMissingBytes = 2*100_000*(64+3) + 1024
+
+// Child is one part or file of a delta release for PutChildren.
+type Child struct {
+	// Hex is the sha256 of its bytes, which names its blob.
+	Hex string
+	// Size is its length in bytes.
+	Size int64
+	// Open returns its bytes; it may be called again when the upload is
+	// tried again.
+	Open func() (io.ReadCloser, error)
+}
+
+// PutChildren uploads the parts and files of root in one request, a
+// .tar.gz streamed as it is written, never held in memory. The store takes
+// each only while root's Deployment asks for root, and only a part of root
+// or a file of one of its stored parts: a part must come before its
+// files, in this upload or an earlier one. Progress counts the children's
+// bytes as they are read.
+func (c *Client) PutChildren(ctx context.Context, root BlobRef, children []Child) error {
+	var total int64
+	for _, ch := range children {
+		total += ch.Size
+	}
+	body := func() (io.Reader, int64, func()) {
+		pr, pw := io.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			pw.CloseWithError(c.writeChildren(pw, children, total))
+		}()
+		return pr, -1, func() {
+			pr.CloseWithError(errors.New("the request is over"))
+			<-done
+		}
+	}
+	return c.upload(ctx, http.MethodPost, strings.TrimSuffix(c.Base, "/")+root.ChildrenPath(), body)
+}
+
+// writeChildren writes children as a .tar.gz to w, each entry named by
+// its sha256.
+func (c *Client) writeChildren(w io.Writer, children []Child, total int64) error {
+	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(zw)
+	progress := &countingReader{total: total, progress: c.Progress}
+	for _, ch := range children {
+		if err := tw.WriteHeader(&tar.Header{Name: ch.Hex, Mode: 0o644, Size: ch.Size, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		r, err := ch.Open()
+		if err != nil {
+			return fmt.Errorf("sha256:%s: %w", ch.Hex, err)
+		}
+		progress.r = r
+		var src io.Reader = r
+		if c.Progress != nil {
+			src = progress
+		}
+		_, err = io.Copy(tw, src)
+		if err = errors.Join(err, r.Close()); err != nil {
+			return fmt.Errorf("sha256:%s: %w", ch.Hex, err)
+		}
+	}
+	return errors.Join(tw.Close(), zw.Close())
+}
+
+// upload sends a body that body makes afresh for each try and expects a
+// 200 or a 201.
+func (c *Client) upload(ctx context.Context, method, url string, body func() (io.Reader, int64, func())) error {
+	resp, err := c.do(ctx, method, url, body)
 	if err != nil {
 		return err
 	}
@@ -63,34 +167,30 @@ func (c *Client) Put(ctx context.Context, ref BlobRef, data []byte) error {
 	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated {
 		return nil
 	}
-	return c.statusError(http.MethodPut, ref, resp)
+	return c.statusError(method, url, resp)
 }
 
-// do sends one request, again after a 503 with Retry-After.
-func (c *Client) do(ctx context.Context, method string, ref BlobRef, data []byte) (*http.Response, error) {
+// counting wraps r to tell c.Progress, if set, how much of total has been
+// read.
+func (c *Client) counting(r io.Reader, total int64) io.Reader {
+	if c.Progress == nil {
+		return r
+	}
+	return &countingReader{r: r, total: total, progress: c.Progress}
+}
+
+// do sends one request, again after a 503 with Retry-After. body, if not
+// nil, makes the request's body for each try, with its length (-1 if
+// unknown) and what ends it once the try is over.
+func (c *Client) do(ctx context.Context, method, url string, body func() (io.Reader, int64, func())) (*http.Response, error) {
 	retries := c.BusyRetries
 	if retries == 0 {
 		retries = DefaultBusyRetries
 	}
 	for try := 0; ; try++ {
-		var body io.Reader
-		if data != nil {
-			body = bytes.NewReader(data)
-			if c.Progress != nil {
-				body = &countingReader{r: body, total: int64(len(data)), progress: c.Progress}
-			}
-		}
-		req, err := http.NewRequestWithContext(ctx, method, c.URL(ref), body)
+		resp, err := c.try(ctx, method, url, body)
 		if err != nil {
 			return nil, err
-		}
-		if data != nil {
-			req.ContentLength = int64(len(data)) // not known from a countingReader
-			req.Header.Set("Content-Type", "application/gzip")
-		}
-		resp, err := c.HTTP.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("store %s: %w", c.Base, err)
 		}
 		wait, busy := retryAfter(resp)
 		if !busy || try >= retries {
@@ -103,6 +203,30 @@ func (c *Client) do(ctx context.Context, method string, ref BlobRef, data []byte
 		case <-time.After(wait):
 		}
 	}
+}
+
+// try sends the request once.
+func (c *Client) try(ctx context.Context, method, url string, body func() (io.Reader, int64, func())) (*http.Response, error) {
+	var r io.Reader
+	length := int64(0)
+	if body != nil {
+		var end func()
+		r, length, end = body()
+		defer end()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, r)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.ContentLength = length // not known from a countingReader or a pipe
+		req.Header.Set("Content-Type", "application/gzip")
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", c.Base, err)
+	}
+	return resp, nil
 }
 
 // retryAfter reports whether resp is a 503 that asks to be tried again, and
@@ -140,7 +264,7 @@ func (c *Client) URL(ref BlobRef) string { return strings.TrimSuffix(c.Base, "/"
 
 // statusError names the status and what the store (or the API server's
 // proxy, for example a 403 from RBAC or a 503 with no store running) said.
-func (c *Client) statusError(method string, ref BlobRef, resp *http.Response) error {
+func (c *Client) statusError(method, url string, resp *http.Response) error {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	return fmt.Errorf("store: %s %s: %s: %s", method, c.URL(ref), resp.Status, strings.TrimSpace(string(msg)))
+	return fmt.Errorf("store: %s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(msg)))
 }

@@ -9,12 +9,14 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/aether-dev/aether-devhot/pkg/manifest"
 )
 
-// FuzzParseBlobPath: request paths are untrusted. Whatever the input,
-// parsing must not panic, and an accepted path must name a namespace and
-// a digest that are safe to use as file names, and give back the same path.
-func FuzzParseBlobPath(f *testing.F) {
+// FuzzParsePath: request paths are untrusted. Whatever the input, parsing
+// must not panic, and an accepted path must name a namespace and a digest
+// that are safe to use as file names, and give back the same path.
+func FuzzParsePath(f *testing.F) {
 	hex := strings.Repeat("a", 64)
 	for _, s := range []string{
 		BlobRef{"team-a", "web", hex}.Path(),
@@ -24,6 +26,10 @@ func FuzzParseBlobPath(f *testing.F) {
 		BlobRef{"team-a", "..", hex}.Path(),
 		BlobRef{"team-a", "web", "../../etc/passwd"}.Path(),
 		BlobRef{"team-a", "web", hex + "/"}.Path(),
+		BlobRef{"team-a", "web", hex}.MissingPath(),
+		BlobRef{"team-a", "web", hex}.ChildrenPath(),
+		BlobRef{"team-a", "web", hex}.Path() + "/other",
+		BlobRef{"team-a", "web", hex}.MissingPath() + "/",
 		"/v1/namespaces/team-a/deployments/web/blobs/sha256/",
 		"/v1/namespaces//deployments//blobs/sha256/" + hex,
 		LegacyBlobPathPrefix + hex,
@@ -32,7 +38,7 @@ func FuzzParseBlobPath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
-		ref, err := ParseBlobPath(path)
+		ref, res, err := ParsePath(path)
 		if err != nil {
 			if ref != (BlobRef{}) {
 				t.Fatalf("error %v with ref %+v", err, ref)
@@ -47,8 +53,9 @@ func FuzzParseBlobPath(f *testing.F) {
 		if strings.Contains(ref.Deployment, "/") || ref.Deployment == "" {
 			t.Fatalf("accepted deployment %q from %q", ref.Deployment, path)
 		}
-		if ref.Path() != path {
-			t.Fatalf("%q parsed to %+v, which gives back %q", path, ref, ref.Path())
+		back := map[Resource]string{ResourceBlob: ref.Path(), ResourceMissing: ref.MissingPath(), ResourceChildren: ref.ChildrenPath()}[res]
+		if back != path {
+			t.Fatalf("%q parsed to %+v %d, which gives back %q", path, ref, res, back)
 		}
 	})
 }
@@ -59,7 +66,8 @@ func FuzzParseBlobPath(f *testing.F) {
 // the path, {sum} stands for that digest, so that uploads can succeed.
 // Whatever the request: no panic, no 500; only what Access allowed
 // succeeds; a PUT succeeds only with the bytes it names, stored or not; a
-// stored blob is gzip and has the digest it is named by; a read returns
+// stored blob is gzip or a root and has the digest it is named by; the
+// delta release's endpoints succeed only for an announced root; a read returns
 // exactly the bytes of its digest; nothing is left in tmp/.
 func FuzzStoreHandler(f *testing.F) {
 	stored := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 's', 't', 'o', 'r', 'e', 'd'}
@@ -87,6 +95,11 @@ func FuzzStoreHandler(f *testing.F) {
 		{"DELETE", storedRef.Path(), nil, true},
 		{"POST", sum, archive, true},
 		{"GET", "/readyz", nil, false},
+		{"PUT", sum, []byte(manifest.RootMagic + "files 0 bytes 0\n"), false},
+		{"GET", storedRef.MissingPath(), nil, false},
+		{"GET", BlobRef{"team-a", "web", "{sum}"}.MissingPath(), nil, false},
+		{"POST", storedRef.ChildrenPath(), tarGz(f, tarEntry{storedRef.Hex, stored}), false},
+		{"POST", BlobRef{"team-a", "api", storedRef.Hex}.ChildrenPath(), archive, false},
 	} {
 		f.Add(s.method, s.path, s.body, s.token)
 	}
@@ -120,8 +133,8 @@ func FuzzStoreHandler(f *testing.F) {
 		if code >= 500 && code != http.StatusServiceUnavailable && code != http.StatusInsufficientStorage {
 			t.Fatalf("%s %q: %d %q", method, path, code, rec.Body)
 		}
-		ref, perr := ParseBlobPath(req.URL.Path)
-		if code/100 == 2 && perr == nil {
+		ref, res, perr := ParsePath(req.URL.Path)
+		if code/100 == 2 && perr == nil && res == ResourceBlob {
 			switch method {
 			case http.MethodPut:
 				if ref.Namespace != "team-a" || ref.Deployment != "web" {
@@ -137,7 +150,7 @@ func FuzzStoreHandler(f *testing.F) {
 					}
 					got, _ := io.ReadAll(f)
 					f.Close()
-					if digestOf(got) != ref.Hex || checkGzipHeader(got) != nil {
+					if digestOf(got) != ref.Hex || checkGzipHeader(got) != nil && !manifest.IsRoot(got) {
 						t.Fatalf("stored %s holds %d bytes of sha256 %s, gzip header: %v", ref, len(got), digestOf(got), checkGzipHeader(got))
 					}
 				}
@@ -149,6 +162,9 @@ func FuzzStoreHandler(f *testing.F) {
 					t.Fatalf("GET %s returned bytes of sha256 %s", ref, digestOf(rec.Body.Bytes()))
 				}
 			}
+		}
+		if code/100 == 2 && perr == nil && res != ResourceBlob && (ref.Namespace != "team-a" || ref.Deployment != "web") {
+			t.Fatalf("%s %q succeeded (%d) without being announced", method, path, code)
 		}
 		if code/100 == 2 && perr != nil && strings.HasPrefix(req.URL.Path, blobPathPrefix) {
 			t.Fatalf("%s %q answered %d for a path that does not parse: %v", method, path, code, perr)

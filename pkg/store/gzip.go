@@ -14,7 +14,7 @@ const gzipHeaderLen = 10
 func checkGzipHeader(b []byte) error {
 	if len(b) < gzipHeaderLen || b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 || b[3]&0xe0 != 0 {
 		n := min(len(b), 4)
-		return fmt.Errorf("%w: the body starts % x, not a gzip header (1f 8b 08): push a .tar.gz", ErrNotGzip, b[:n])
+		return fmt.Errorf("%w: the body starts % x, not a gzip header (1f 8b 08)", ErrNotGzip, b[:n])
 	}
 	return nil
 }

@@ -61,19 +61,64 @@ func validScope(ns, hex string) error {
 	return nil
 }
 
-// ParseBlobPath returns the blob an HTTP request path names. It accepts
-// exactly the form of BlobRef.Path with a valid namespace, Deployment name
-// and digest, so that the namespace and the digest can be used as file
-// names as they are.
-func ParseBlobPath(path string) (BlobRef, error) {
+// Resource is what a request path names: a blob, or one of the two
+// endpoints of a delta release's root (docs/store.md).
+type Resource int
+
+// Resources a path can name; see ParsePath.
+const (
+	// ResourceBlob is BlobRef.Path: the blob itself.
+	ResourceBlob Resource = iota
+	// ResourceMissing is BlobRef.MissingPath: what a root's release still
+	// lacks.
+	ResourceMissing
+	// ResourceChildren is BlobRef.ChildrenPath: where a root's parts and
+	// files are uploaded in bundles.
+	ResourceChildren
+)
+
+// Suffixes of the delta release's endpoints, after a root's blob path.
+const (
+	missingSuffix  = "missing"
+	childrenSuffix = "children"
+)
+
+// MissingPath returns Path()/missing: the parts of root r that the store
+// lacks, and the files of its stored parts that it lacks.
+func (r BlobRef) MissingPath() string { return r.Path() + "/" + missingSuffix }
+
+// ChildrenPath returns Path()/children, where the parts and files of root
+// r are uploaded.
+func (r BlobRef) ChildrenPath() string { return r.Path() + "/" + childrenSuffix }
+
+// pathFormat is the accepted forms, for error messages.
+const pathFormat = blobPathPrefix + "<namespace>/deployments/<name>/blobs/sha256/<64 lowercase hex digits>[/missing|/children]"
+
+// ParsePath returns the blob an HTTP request path names and which of its
+// resources. It accepts exactly the forms of BlobRef.Path, MissingPath and
+// ChildrenPath with a valid namespace, Deployment name and digest, so that
+// the namespace and the digest can be used as file names as they are.
+func ParsePath(path string) (BlobRef, Resource, error) {
 	rest, ok := strings.CutPrefix(path, blobPathPrefix)
 	parts := strings.Split(rest, "/")
+	res := ResourceBlob
+	if ok && len(parts) == 7 {
+		switch parts[6] {
+		case missingSuffix:
+			res = ResourceMissing
+		case childrenSuffix:
+			res = ResourceChildren
+		default:
+			ok = false
+		}
+		parts = parts[:6]
+	}
 	if !ok || len(parts) != 6 || parts[1] != "deployments" || parts[3] != "blobs" || parts[4] != "sha256" {
-		return BlobRef{}, fmt.Errorf("path %q: want %s<namespace>/deployments/<name>/blobs/sha256/<64 lowercase hex digits>", path, blobPathPrefix)
+		return BlobRef{}, 0, fmt.Errorf("path %q: want %s", path, pathFormat)
 	}
 	r := BlobRef{Namespace: parts[0], Deployment: parts[2], Hex: parts[5]}
 	if err := r.Validate(); err != nil {
-		return BlobRef{}, fmt.Errorf("path %q: %w", path, err)
+		return BlobRef{}, 0, fmt.Errorf("path %q: %w", path, err)
 	}
-	return r, nil
+	return r, res, nil
 }

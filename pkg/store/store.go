@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/bounds"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
+	"github.com/aether-dev/aether-devhot/pkg/manifest"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
 
@@ -38,9 +40,13 @@ var (
 	ErrDigestMismatch = errors.New("digest mismatch")
 	// ErrTooLarge: the blob is over Limits.MaxBlobBytes.
 	ErrTooLarge = errors.New("blob too large")
-	// ErrNotGzip: the body does not start with a gzip header, so it cannot
-	// be a .tar.gz; nothing of it was written.
+	// ErrNotGzip: the body starts neither with a gzip header nor with a
+	// delta release's root (manifest.RootMagic), so it cannot be a .tar.gz
+	// or a root; nothing of it was written.
 	ErrNotGzip = errors.New("not gzip")
+	// ErrBadManifest: a root or a part that does not parse; nothing of it
+	// was stored.
+	ErrBadManifest = errors.New("bad delta release")
 	// ErrQuota: the namespace's blobs that Deployments still ask for leave
 	// no room for this one under Limits.NamespaceQuotaBytes.
 	ErrQuota = errors.New("namespace quota exceeded")
@@ -144,6 +150,7 @@ type Store struct {
 	nsTotal   map[string]int64
 	uploads   int
 	nsUploads map[string]int
+	refs      releaseIndex
 }
 
 type key struct{ ns, hex string }
@@ -164,7 +171,8 @@ func WithRemovalHook(f func(ns, hex, reason string)) Option {
 
 // WithPins makes eviction skip every blob for which pinned is true: the
 // current and the announced digests of the dev-hot Deployments (package
-// kubeaccess), which new pods still need. pinned is called with the
+// kubeaccess), which new pods still need; and, when such a blob is a
+// delta release's root, its parts and files. pinned is called with the
 // store's lock held and must not call back into the store.
 func WithPins(pinned func(ns, hex string) bool) Option {
 	return func(s *Store) { s.pinned = pinned }
@@ -190,6 +198,7 @@ func Open(dir string, lim Limits, opts ...Option) (*Store, error) {
 		index:     map[key]*list.Element{},
 		nsTotal:   map[string]int64{},
 		nsUploads: map[string]int{},
+		refs:      newReleaseIndex(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -211,6 +220,9 @@ func Open(dir string, lim Limits, opts ...Option) (*Store, error) {
 		s.index[f.key] = s.lru.PushBack(&entry{f.key, f.size})
 		s.total += f.size
 		s.nsTotal[f.ns] += f.size
+	}
+	if err := s.indexReleases(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -264,30 +276,19 @@ func (s *Store) Has(ns, id string) bool {
 	return ok
 }
 
-// Put stores the blob read from r in namespace ns if its sha256 is id. size
-// is the announced length, -1 if unknown; a blob known to be over the cap,
-// or not to fit, is refused before anything is read. A body that does not
-// start with a gzip header is refused before anything is written. created
-// is false when the blob was already stored, by an earlier or a concurrent
-// Put; the body is checked then too.
+// Put stores the blob read from r in namespace ns if its sha256 is id: a
+// .tar.gz, or a delta release's root, which must parse. size is the
+// announced length, -1 if unknown; a blob known to be over the cap, or not
+// to fit, is refused before anything is read. A body that starts with
+// neither a gzip header nor a root's magic line is refused before anything
+// is written. created is false when the blob was already stored, by an
+// earlier or a concurrent Put; the body is checked then too.
 func (s *Store) Put(ns, id string, r io.Reader, size int64) (created bool, err error) {
 	if err := validScope(ns, id); err != nil {
 		return false, err
 	}
-	if size > s.lim.MaxBlobBytes {
-		return false, fmt.Errorf("%w: %d bytes, the cap is %d", ErrTooLarge, size, s.lim.MaxBlobBytes)
-	}
-	// A blob already stored is received and checked all the same: a PUT
-	// is answered 2xx only for the bytes it names, so that it tells no one
-	// without them whether a digest is stored. The CLI asks with HEAD
-	// first and uploads only what is missing.
-	if size >= 0 && !s.Has(ns, id) {
-		s.mu.Lock()
-		_, err := s.makeRoom(ns, size)
-		s.mu.Unlock()
-		if err != nil {
-			return false, err
-		}
+	if err := s.precheck(ns, id, size); err != nil {
+		return false, err
 	}
 	release, err := s.acquire(ns)
 	if err != nil {
@@ -295,40 +296,91 @@ func (s *Store) Put(ns, id string, r io.Reader, size int64) (created bool, err e
 	}
 	defer release()
 
-	head := make([]byte, gzipHeaderLen)
-	if n, err := io.ReadFull(r, head); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return false, fmt.Errorf("%w: the body is %d bytes, shorter than a gzip header: push a .tar.gz", ErrNotGzip, n)
-	} else if err != nil {
-		return false, fmt.Errorf("receiving blob: %w", err)
-	}
-	if err := checkGzipHeader(head); err != nil {
-		return false, err
-	}
-	f, err := os.CreateTemp(s.tmp, ns+"-"+id+"-")
+	head, isRoot, err := readHead(r)
 	if err != nil {
 		return false, err
 	}
-	defer os.Remove(f.Name()) // after the rename, a no-op
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(io.MultiReader(bytes.NewReader(head), r), s.lim.MaxBlobBytes+1))
-	if err = errors.Join(err, f.Close()); err != nil {
-		return false, fmt.Errorf("receiving blob: %w", err)
-	}
-	if n > s.lim.MaxBlobBytes {
-		return false, fmt.Errorf("%w: over the cap of %d bytes", ErrTooLarge, s.lim.MaxBlobBytes)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != id {
-		return false, fmt.Errorf("%w: body has sha256 %s, path says %s", ErrDigestMismatch, got, id)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
+	tmp, n, err := s.receive(ns, id, io.MultiReader(bytes.NewReader(head), r))
+	if err != nil {
 		return false, err
 	}
+	defer os.Remove(tmp) // after the rename, a no-op
+	if !isRoot {
+		return s.commit(ns, id, tmp, n, nil)
+	}
+	root, err := readRoot(tmp)
+	if err != nil {
+		return false, err
+	}
+	created, err = s.commit(ns, id, tmp, n, func() { s.refs.addRoot(ns, id, root) })
+	if err == nil {
+		s.indexParts(ns, id)
+	}
+	return created, err
+}
+
+// precheck refuses a blob whose announced size is over the cap or cannot
+// fit, before anything is read. A blob already stored is received and
+// checked all the same: a PUT is answered 2xx only for the bytes it names,
+// so that it tells no one without them whether a digest is stored. The
+// CLI asks first and uploads only what is missing.
+func (s *Store) precheck(ns, id string, size int64) error {
+	if size > s.lim.MaxBlobBytes {
+		return fmt.Errorf("%w: %d bytes, the cap is %d", ErrTooLarge, size, s.lim.MaxBlobBytes)
+	}
+	if size < 0 || s.Has(ns, id) {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.makeRoom(ns, size)
+	return err
+}
+
+// receive writes r to a file in tmp/ through sha256, up to the cap, and
+// returns its name and size once its digest is id; the caller removes it.
+// On error nothing is left.
+func (s *Store) receive(ns, id string, r io.Reader) (tmp string, n int64, err error) {
+	f, err := os.CreateTemp(s.tmp, ns+"-"+id+"-")
+	if err != nil {
+		return "", 0, err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	h := sha256.New()
+	n, err = io.Copy(io.MultiWriter(f, h), io.LimitReader(r, s.lim.MaxBlobBytes+1))
+	if err = errors.Join(err, f.Close()); err != nil {
+		return "", 0, fmt.Errorf("receiving blob: %w", err)
+	}
+	if n > s.lim.MaxBlobBytes {
+		return "", 0, fmt.Errorf("%w: over the cap of %d bytes", ErrTooLarge, s.lim.MaxBlobBytes)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != id {
+		return "", 0, fmt.Errorf("%w: body has sha256 %s, path says %s", ErrDigestMismatch, got, id)
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return "", 0, err
+	}
+	return f.Name(), n, nil
+}
+
+// commit moves the received blob tmp of n bytes into place, making room
+// for it, and calls indexed, if not nil, with s.mu held once it is stored,
+// by this call or an earlier one. created is false when it was already
+// stored.
+func (s *Store) commit(ns, id, tmp string, n int64, indexed func()) (created bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := key{ns, id}
 	if e, ok := s.index[k]; ok {
 		s.lru.MoveToFront(e)
 		stamp(s.path(ns, id))
+		if indexed != nil {
+			indexed()
+		}
 		return false, nil
 	}
 	victims, err := s.makeRoom(ns, n)
@@ -338,15 +390,48 @@ func (s *Store) Put(ns, id string, r io.Reader, size int64) (created bool, err e
 	if err := os.MkdirAll(filepath.Join(s.blobs, ns), 0o755); err != nil {
 		return false, err
 	}
-	stamp(f.Name())
-	if err := os.Rename(f.Name(), s.path(ns, id)); err != nil {
+	stamp(tmp)
+	if err := os.Rename(tmp, s.path(ns, id)); err != nil {
 		return false, err
 	}
 	s.index[k] = s.lru.PushFront(&entry{k, n})
 	s.total += n
 	s.nsTotal[ns] += n
+	if indexed != nil {
+		indexed()
+	}
 	return true, s.evict(victims)
 }
+
+// readHead reads the start of a body PUT at a blob path, as little as
+// tells a gzip header or a root's magic line from anything else, so that
+// anything else is refused before a byte is written.
+func readHead(r io.Reader) (head []byte, isRoot bool, err error) {
+	head = make([]byte, max(gzipHeaderLen, len(manifest.RootMagic)))
+	n, err := io.ReadFull(r, head[:gzipHeaderLen])
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, false, fmt.Errorf("%w: the body is %d bytes, shorter than a gzip header: %s", ErrNotGzip, n, wantBlob)
+	} else if err != nil {
+		return nil, false, fmt.Errorf("receiving blob: %w", err)
+	}
+	if checkGzipHeader(head[:n]) == nil {
+		return head[:n], false, nil
+	}
+	if strings.HasPrefix(manifest.RootMagic, string(head[:n])) {
+		m, err := io.ReadFull(r, head[n:])
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, false, fmt.Errorf("receiving blob: %w", err)
+		}
+		if n += m; manifest.IsRoot(head[:n]) {
+			return head[:n], true, nil
+		}
+	}
+	return nil, false, fmt.Errorf("%w: the body starts % x, not a gzip header (1f 8b 08) nor %q: %s",
+		ErrNotGzip, head[:4], strings.TrimSpace(manifest.RootMagic), wantBlob)
+}
+
+// wantBlob tells a pusher what a blob path takes.
+const wantBlob = "want a .tar.gz or a delta release's root"
 
 // acquire takes an upload slot for ns, or says why there is none.
 func (s *Store) acquire(ns string) (release func(), err error) {
@@ -389,33 +474,34 @@ func (s *Store) makeRoom(ns string, n int64) ([]*list.Element, error) {
 		}
 		needAll -= ent.size
 	}
+	pinned := s.pins()
 	for e := s.lru.Back(); e != nil && needNS > 0; e = e.Prev() {
-		if ent := e.Value.(*entry); ent.ns == ns && !s.pinned(ent.ns, ent.hex) {
+		if ent := e.Value.(*entry); ent.ns == ns && !pinned(ent) {
 			take(e)
 		}
 	}
 	if needNS > 0 {
 		return nil, fmt.Errorf("%w: namespace %s holds %d bytes that its Deployments still ask for; %d bytes more would pass its quota of %d bytes",
-			ErrQuota, ns, s.pinnedBytes(ns), n, s.lim.NamespaceQuotaBytes)
+			ErrQuota, ns, s.pinnedBytes(ns, pinned), n, s.lim.NamespaceQuotaBytes)
 	}
 	for e := s.lru.Back(); e != nil && needAll > 0; e = e.Prev() {
-		if ent := e.Value.(*entry); !taken[e] && !s.pinned(ent.ns, ent.hex) {
+		if ent := e.Value.(*entry); !taken[e] && !pinned(ent) {
 			take(e)
 		}
 	}
 	if needAll > 0 {
 		return nil, fmt.Errorf("%w: %d bytes are blobs that Deployments still ask for; %d bytes more would pass the store's cap of %d bytes",
-			ErrFull, s.pinnedBytes(""), n, s.lim.MaxTotalBytes)
+			ErrFull, s.pinnedBytes("", pinned), n, s.lim.MaxTotalBytes)
 	}
 	return victims, nil
 }
 
 // pinnedBytes sums the pinned blobs of ns, or of all namespaces for "".
 // s.mu is held.
-func (s *Store) pinnedBytes(ns string) int64 {
+func (s *Store) pinnedBytes(ns string, pinned func(*entry) bool) int64 {
 	var sum int64
 	for e := s.lru.Front(); e != nil; e = e.Next() {
-		if ent := e.Value.(*entry); (ns == "" || ent.ns == ns) && s.pinned(ent.ns, ent.hex) {
+		if ent := e.Value.(*entry); (ns == "" || ent.ns == ns) && pinned(ent) {
 			sum += ent.size
 		}
 	}
@@ -432,6 +518,7 @@ func (s *Store) evict(victims []*list.Element) error {
 		}
 		s.lru.Remove(e)
 		delete(s.index, ent.key)
+		s.refs.drop(ent.ns, ent.hex)
 		s.total -= ent.size
 		if s.nsTotal[ent.ns] -= ent.size; s.nsTotal[ent.ns] == 0 {
 			delete(s.nsTotal, ent.ns)
