@@ -21,6 +21,7 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/bounds"
+	"github.com/aether-dev/aether-devhot/pkg/digest"
 	"github.com/aether-dev/aether-devhot/pkg/pack"
 	"github.com/aether-dev/aether-devhot/pkg/project"
 	"github.com/aether-dev/aether-devhot/pkg/store"
@@ -40,6 +41,7 @@ type pushOptions struct {
 	watch              bool
 	dryRun             bool
 	includeNodeModules bool
+	archive            bool
 	store              string
 	to                 string
 	artifactBaseURL    string
@@ -54,12 +56,14 @@ func newPushCommand(flags *genericclioptions.ConfigFlags, streams genericiooptio
 	cmd := &cobra.Command{
 		Use:   "push DEPLOYMENT [DIR]",
 		Short: "Pack DIR, upload it, and wait until every pod of DEPLOYMENT runs it",
-		Long: `Pack DIR (default .) into a deterministic .tar.gz, leaving out .git, node_modules,
+		Long: `Pack DIR (default .) into a delta release, leaving out .git, node_modules,
 what the .gitignore files and .devhotignore list, and files that look like
 secrets (.env*, .npmrc, *.pem, *.key, id_*) unless .devhotignore names them;
-upload it to the artifact store; annotate the Deployment with its digest and
-URL; and wait until each pod's fetcher reports that the app runs it, or that
-the app failed on it and what it rolled back to (then push exits 1). An
+upload to the artifact store the files it lacks, and only those; annotate the
+Deployment with the release's digest and URL; and wait until each pod's fetcher reports that the app runs it, or that
+the app failed on it and what it rolled back to (then push exits 1). Each pod
+downloads only the files its last release lacks (docs/delta.md); --archive
+pushes one deterministic .tar.gz instead, which every pod downloads whole. An
 unchanged tree changes nothing; --dry-run shows what would be packed.
 With --to oci://<registry>/<repo> it pushes an OCI artifact to that registry
 instead of the store, and the pods pull it by digest (docs/oci.md).
@@ -120,6 +124,7 @@ changes something under --out.`,
 	f.BoolVarP(&o.watch, "watch", "w", false, "push again on every change under DIR, until interrupted")
 	f.BoolVar(&o.dryRun, "dry-run", false, "list what would be packed, with sizes, and what is left out and why; upload nothing")
 	f.BoolVar(&o.includeNodeModules, "include-node-modules", false, "pack node_modules directories too")
+	f.BoolVar(&o.archive, "archive", false, "push the whole tree as one .tar.gz, as kubectl annotate users do, instead of a delta release (--to always does)")
 	f.StringVar(&o.store, "store", "", "upload straight to this store URL instead of through the API server's service proxy")
 	f.StringVar(&o.to, "to", "", "push to an OCI registry instead of the store, oci://<registry>/<repo>[:tag] (default tag devhot-<digest>), with your docker login; pods pull it with their imagePullSecrets")
 	f.StringVar(&o.artifactBaseURL, "artifact-base-url", "",
@@ -143,6 +148,8 @@ type pusher struct {
 	// proj is how the project builds and what is packed (devhot.yaml and
 	// the flags); under a watch build, push packs what it made.
 	proj project.Config
+	// hashes are the files' sha256 from earlier pushes, for delta releases.
+	hashes hashCache
 }
 
 func newPusher(flags *genericclioptions.ConfigFlags, o pushOptions, name, dir string, out io.Writer) (*pusher, error) {
@@ -157,7 +164,7 @@ func newPusher(flags *genericclioptions.ConfigFlags, o pushOptions, name, dir st
 	if c.client, err = kubernetes.NewForConfig(quiet); err != nil {
 		return nil, err
 	}
-	p := &pusher{o: o, c: c, name: name, dir: dir, out: out}
+	p := &pusher{o: o, c: c, name: name, dir: dir, out: out, hashes: hashCache{}}
 	if o.store != "" {
 		p.store = &store.Client{HTTP: &http.Client{Timeout: 5 * time.Minute}, Base: o.store}
 		p.artifactBase = o.store
@@ -225,13 +232,9 @@ func (p *pusher) push(ctx context.Context, started time.Time) (pushResult, error
 			return pushResult{}, err
 		}
 	}
-	a, err := pack.Dir(p.dir, packOptions(p.proj, p.o.includeNodeModules))
+	rel, err := p.pack()
 	if err != nil {
 		return pushResult{}, err
-	}
-	fmt.Fprintf(p.out, "packed %s: %d files, %d bytes, %s\n", p.dir, a.Files, len(a.Data), a.Digest)
-	if secrets := a.Secrets(); len(secrets) > 0 {
-		fmt.Fprintf(p.out, "left out %d that look like secrets: %s (--dry-run says why)\n", len(secrets), strings.Join(secrets, ", "))
 	}
 	d, err := p.c.deployment(ctx, p.name)
 	if err != nil {
@@ -243,50 +246,104 @@ func (p *pusher) push(ctx context.Context, started time.Time) (pushResult, error
 	if _, ok := d.Annotations[annotations.Injected]; !ok {
 		return pushResult{}, fmt.Errorf("deployment %s is labelled but the webhook has not injected the fetcher: is aether-devhot installed?", p.name)
 	}
-	url, err := p.deposit(ctx, d, a)
+	url, err := p.deposit(ctx, d, rel)
 	if err != nil {
 		return pushResult{}, err
 	}
-	if d.Annotations[annotations.Digest] == a.Digest && d.Annotations[annotations.ArtifactURL] == url {
-		fmt.Fprintf(p.out, "deployment.apps/%s already has %s: nothing to do\n", p.name, a.Digest)
-		return pushResult{digest: a.Digest, unchanged: true}, nil
+	if d.Annotations[annotations.Digest] == rel.digest && d.Annotations[annotations.ArtifactURL] == url {
+		fmt.Fprintf(p.out, "deployment.apps/%s already has %s: nothing to do\n", p.name, rel.digest)
+		return pushResult{digest: rel.digest, unchanged: true}, nil
 	}
-	r, err := p.c.deliver(ctx, d, a.Digest, url, commitOf(ctx, p.dir), started, p.o.timeout, p.out)
+	r, err := p.c.deliver(ctx, d, rel.digest, url, commitOf(ctx, p.dir), started, p.o.timeout, p.out)
 	if err != nil {
-		return pushResult{digest: a.Digest}, err
+		return pushResult{digest: rel.digest}, err
 	}
-	fmt.Fprintf(p.out, "deployment.apps/%s: %s live on %d/%d pods in %s\n", p.name, a.Digest, len(r.pods), r.count, ms(r.slowest()))
-	return pushResult{digest: a.Digest}, nil
+	fmt.Fprintf(p.out, "deployment.apps/%s: %s live on %d/%d pods in %s\n", p.name, rel.digest, len(r.pods), r.count, ms(r.slowest()))
+	return pushResult{digest: rel.digest}, nil
 }
 
-// deposit puts the artifact where the pods fetch it, the store or --to,
-// and returns its artifact URL.
-func (p *pusher) deposit(ctx context.Context, d *appsv1.Deployment, a *pack.Artifact) (string, error) {
-	if p.o.to != "" {
-		return p.pushOCI(ctx, a)
+// packed is the tree one push sends: a whole archive (--archive, --to) or
+// a delta release.
+type packed struct {
+	digest  string
+	archive *pack.Artifact
+	delta   *deltaRelease
+}
+
+// pack packs the tree and says what it packed.
+func (p *pusher) pack() (packed, error) {
+	o := packOptions(p.proj, p.o.includeNodeModules)
+	var rel packed
+	var left []string
+	if p.o.archive || p.o.to != "" {
+		a, err := pack.Dir(p.dir, o)
+		if err != nil {
+			return packed{}, err
+		}
+		rel = packed{digest: a.Digest, archive: a}
+		left = a.Secrets()
+		fmt.Fprintf(p.out, "packed %s: %d files, %d bytes, %s\n", p.dir, a.Files, len(a.Data), a.Digest)
+	} else {
+		r, err := buildDelta(p.dir, o, p.hashes)
+		if err != nil {
+			return packed{}, err
+		}
+		rel = packed{digest: r.digest, delta: r}
+		left = r.secrets
+		fmt.Fprintf(p.out, "packed %s: %d files, %d bytes, %s (a delta release of %d parts)\n", p.dir, r.count, r.bytes, r.digest, len(r.parts))
 	}
-	ref := store.BlobRef{Namespace: p.c.namespace, Deployment: p.name, Hex: a.Hex()}
-	if err := p.upload(ctx, d, a, ref); err != nil {
+	if len(left) > 0 {
+		fmt.Fprintf(p.out, "left out %d that look like secrets: %s (--dry-run says why)\n", len(left), strings.Join(left, ", "))
+	}
+	return rel, nil
+}
+
+// deposit puts the release where the pods fetch it, the store or --to,
+// and returns its artifact URL.
+func (p *pusher) deposit(ctx context.Context, d *appsv1.Deployment, rel packed) (string, error) {
+	if p.o.to != "" {
+		return p.pushOCI(ctx, rel.archive)
+	}
+	ref := store.BlobRef{Namespace: p.c.namespace, Deployment: p.name, Hex: strings.TrimPrefix(rel.digest, digest.Prefix)}
+	var err error
+	if rel.delta != nil {
+		err = p.uploadDelta(ctx, d, rel.delta, ref)
+	} else {
+		err = p.upload(ctx, d, rel.archive, ref)
+	}
+	if err != nil {
 		return "", err
 	}
 	return strings.TrimSuffix(p.artifactBase, "/") + ref.Path(), nil
 }
 
-// upload puts the artifact in the store unless it is there already. The
-// store takes only a digest that the Deployment asks for, so unless it is
-// the current one upload first names it in aether.dev/upload-digest: the
-// right to push is the right to patch the Deployment (docs/store.md).
+// upload puts the artifact in the store unless it is there already.
 func (p *pusher) upload(ctx context.Context, d *appsv1.Deployment, a *pack.Artifact, ref store.BlobRef) error {
-	if d.Annotations[annotations.Digest] != a.Digest && d.Annotations[annotations.UploadDigest] != a.Digest {
-		if err := p.c.patchAnnotations(ctx, p.name, map[string]any{annotations.UploadDigest: a.Digest}); err != nil {
-			return err
-		}
+	if err := p.announce(ctx, d, a.Digest); err != nil {
+		return err
 	}
 	has, err := p.store.Has(ctx, ref)
 	if err == nil && !has {
 		p.store.Progress = uploadProgress(p.out, len(a.Data))
 		err = p.store.Put(ctx, ref, a.Data)
 	}
+	return p.storeError(err)
+}
+
+// announce names digest in aether.dev/upload-digest unless the Deployment
+// asks for it already: the store takes only what a Deployment asks for,
+// so the right to push is the right to patch the Deployment
+// (docs/store.md).
+func (p *pusher) announce(ctx context.Context, d *appsv1.Deployment, digest string) error {
+	if d.Annotations[annotations.Digest] == digest || d.Annotations[annotations.UploadDigest] == digest {
+		return nil
+	}
+	return p.c.patchAnnotations(ctx, p.name, map[string]any{annotations.UploadDigest: digest})
+}
+
+// storeError adds what to check to an error of the store reached through
+// the API server.
+func (p *pusher) storeError(err error) error {
 	if err != nil && p.o.store == "" {
 		return fmt.Errorf("%w\n(is the store installed? the chart's store.enabled; or pass --store URL)", err)
 	}
