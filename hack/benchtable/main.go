@@ -61,6 +61,7 @@ type config struct {
 	serviceSaves         int
 	crashPushes          int
 	tsSaves              int
+	bigTreeSaves         int
 	depsRounds           int
 	loadReloads          int
 	quietWindow          time.Duration
@@ -109,6 +110,7 @@ func main() {
 	flag.IntVar(&c.serviceSaves, "service-saves", 15, "saves of the real service on real pods")
 	flag.IntVar(&c.crashPushes, "crash-pushes", 10, "crashing pushes of the real service, each rolled back by the health gate")
 	flag.IntVar(&c.tsSaves, "ts-saves", 10, "saves of the TypeScript service's source under push --watch with tsc --watch")
+	flag.IntVar(&c.bigTreeSaves, "big-tree-saves", 10, "saves of the big tree under push --watch, each way (delta, --archive)")
 	flag.IntVar(&c.depsRounds, "deps-rounds", 3, "pushes of the real service, each with a new lockfile, installed in both pods; each followed by npm ci by hand there")
 	flag.IntVar(&c.loadReloads, "load-reloads", 20, "reloads of the real service under steady load")
 	flag.DurationVar(&c.quietWindow, "quiet-window", 10*time.Second, "steady load without reloads, the baseline of the reloads under load")
@@ -263,6 +265,7 @@ func (b *runner) realPodsPhase() {
 	b.phase("save → live for a real service (shop-api, express) on 2 real pods", func() error { return b.realService(c) })
 	b.phase("save → live for a TypeScript service (ts-api, tsc --watch) on 2 real pods", func() error { return b.typeScript(c) })
 	b.phase("push after a lockfile change (shop-api) on 2 real pods: the install vs npm ci by hand", func() error { return b.depsChange(c) })
+	b.phase(fmt.Sprintf("save → live in a tree of %d files (shop-api + lib/) on 2 real pods: delta pushes vs --archive", bigTreeFiles), func() error { return b.bigTree(c) })
 }
 
 // goBuild builds the package pkg of this module into out.

@@ -30,14 +30,17 @@ type results struct {
 	// a push's install of a new lockfile in each pod, and npm ci by hand
 	// in the same pods after it.
 	depsInstall, depsByHand []time.Duration
-	quietLoad, reloadLoad   loadCount
-	reloads                 int
-	load                    map[string]loadResult      // by fetch mode
-	admission               map[string][]time.Duration // by registration state
-	tput                    []float64                  // webhook, req/s per round
-	tputEmpty               []float64                  // empty TLS handler, req/s per round
-	rss                     *rssResult
-	failed                  map[string]error // by phase
+	// bigDelta and bigArchive: a one-line change in a big tree, as delta
+	// releases and as whole archives.
+	bigDelta, bigArchive  bigTreeRun
+	quietLoad, reloadLoad loadCount
+	reloads               int
+	load                  map[string]loadResult      // by fetch mode
+	admission             map[string][]time.Duration // by registration state
+	tput                  []float64                  // webhook, req/s per round
+	tputEmpty             []float64                  // empty TLS handler, req/s per round
+	rss                   *rssResult
+	failed                map[string]error // by phase
 }
 
 func (r *results) init() {
@@ -64,8 +67,10 @@ const (
 	goalStartRatio   = 1.2
 	goalCrashRestore = 1500 * time.Millisecond
 	goalTSSave       = time.Second
-	goalCrashExit    = 3 * time.Second
-	goalDepsRatio    = 1.2
+	// goalDeltaBytes: 64 KiB beside the one-line change, a few dozen bytes.
+	goalDeltaBytes = 64<<10 + 1<<10
+	goalCrashExit  = 3 * time.Second
+	goalDepsRatio  = 1.2
 )
 
 const na = "n/a"
@@ -178,6 +183,28 @@ func (b *runner) table() string {
 		t.Add("push after a lockfile change: install time in the pod, p50", this, durN(h, len(r.depsByHand), "npm ci by hand"),
 			ratio(v.Seconds(), h.Seconds(), "push/by hand"), "≤ 1.2× (issue 14)",
 			met(len(r.depsInstall) > 0 && len(r.depsByHand) > 0, safeDiv(v.Seconds(), h.Seconds()) <= goalDepsRatio))
+	}
+
+	// 1c, big tree. A one-line change in a big tree: delta releases,
+	// beside the whole archive.
+	{
+		d, a := r.bigDelta, r.bigArchive
+		v, h := bench.Percentile(d.lat, 50), bench.Percentile(a.lat, 50)
+		this := durN(v, len(d.lat), "delta, 2 real pods")
+		if r.realSkip != "" {
+			this = na + " (" + r.realSkip + ")"
+		}
+		t.Add(fmt.Sprintf("save → live, 1-line change, tree of %d files / %d MB, 2 real pods, p50", bigTreeFiles, bigTreeBytes>>20), this,
+			durN(h, len(a.lat), "--archive"), ratio(v.Seconds(), h.Seconds(), "delta/archive"), "≤ 0.6 s (issue 14)",
+			met(len(d.lat) > 0, v <= goalServiceSave))
+		up, down, whole := median(d.up), median(d.down), median(a.down)
+		bytes := na
+		if len(d.down) > 0 {
+			bytes = fmt.Sprintf("%.1f KiB up, %.1f KiB down per pod", float64(up)/1024, float64(down)/1024)
+		}
+		t.Add("bytes moved per save of that change, median", bytes, ifOK(len(a.down) > 0, bench.MiB(whole)+" down per pod, --archive"),
+			ratio(float64(down), float64(whole), "delta/archive"), "≤ 64 KiB + the change (issue 14)",
+			met(len(d.down) > 0 && len(d.up) > 0, up <= goalDeltaBytes && down <= goalDeltaBytes))
 	}
 
 	// 1d. The health gate on the real service, beside its save → live.
@@ -309,6 +336,7 @@ func (b *runner) table() string {
 		len(r.crashRestore), loadInterval, b.cfg.quietWindow, b.cfg.loadReloads, notRun)
 	add("save → live, TypeScript service: test/testdata/apps/ts-api (express, compiled by tsc in its image's build stage; node dist/server.js) with 2 replicas on the real cluster, enabled by `kubectl devhot enable` alone; its source with `npm ci`'d devDependencies under `kubectl devhot push --watch`, which runs its devhot.yaml's watchBuild (`tsc --watch`) and pushes dist/ and package.json on each change; latency from just before src/message.ts is rewritten to when both pods answer it; %d saves, 500 ms apart.%s", len(r.tsSave), notRun)
 	add("Lockfile change, real service: shop-api with 2 replicas, NPM_CONFIG_REGISTRY on its Deployment naming a minimal npm registry that the bench runs on the host's end of the cluster's veth (test/framework/npmregistry: express's tree and lodash.get fetched once from registry.npmjs.org, the pods have no route out); %d pushes of its whole directory, each adding lodash.get and a new tiny package to package.json and package-lock.json (a new lockfile each time), each installed by the image's npm ci in both pods at once (install_ms of REFRESH_LIVE, as push prints it); after each, the same package.json and lockfile in a fresh directory of each pod, `npm ci` by hand through kubectl exec, in both pods at once, with the settings boot.cjs gives its installs (a fresh cache, no audit, no fund), npm's own time.%s", len(r.depsInstall)/2, notRun)
+	add("Big tree: shop-api with 2 replicas as above, its source plus lib/ of %d generated modules (%d MB of text that gzip halves, 50 to a directory), under `kubectl devhot push --watch`: first as delta releases (the default), then with --archive (one .tar.gz per push, downloaded whole by each pod); each way %d saves of src/message.js, 300 ms apart, after a first push of the whole tree; latency from just before the write to when both pods answer it. Bytes: up is what push reports uploading per save (root, parts and files), down is REFRESH_OK's downloaded in each pod's fetcher log (root, parts and files).%s", bigTreeFiles, bigTreeBytes>>20, len(r.bigDelta.lat), notRun)
 	add("App start: shop-api with its npm ci'd node_modules on this machine, process start → first 200 of GET /healthz (polled every 2 ms); %d rounds alternating `node src/server.js` in the app's directory, `node --watch <workspace>/.aether/boot.cjs` with no release (AETHER_APP_DIR: the image's code), and the same on a release packed as kubectl devhot push packs it (no node_modules; the image's through releases/node_modules).", len(r.startPlain))
 	if okW && okP {
 		add("API load: apiserver_request_total{group=\"apps\",resource=\"deployments\",scope!=\"cluster\"} (the fetchers' namespaced GET/LIST/WATCH; the manager's informers are cluster-scoped) over %s after a %s warm-up, divided by %d fetchers. Watch: %s; %.0f watches open (a WATCH is counted when it ends; client-go ends each after 5–10 min, so ≈ 0.1–0.2/min per fetcher in the long run). Poll: %s.",

@@ -1,0 +1,152 @@
+package realcluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aether-dev/aether-devhot/pkg/refresh"
+	"github.com/aether-dev/aether-devhot/test/framework/artifact"
+	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
+	"github.com/aether-dev/aether-devhot/test/framework/realpod"
+)
+
+// uploadedLine is what push says it sent of a delta release.
+var uploadedLine = regexp.MustCompile(`uploaded (\d+) of (\d+) files and (\d+) of (\d+) parts, (\d+) bytes with the root`)
+
+// deltaSlack is what a delta push may move besides the changed file: the
+// root and one part, each way (issue 14: 64 KiB + the change).
+const deltaSlack = 64 << 10
+
+// TestClusterDeltaPush is issue 14's delta push on real pods: the sample
+// on 2 replicas with a tree of 1,000 files (10 MB) beside its server. The
+// first push uploads every file and each pod downloads every file; a push
+// of one changed file uploads that file and one part, and each pod links
+// the other 999 from its release and downloads about the change; --archive
+// moves the whole tree again, the baseline; and a third pod, which has no
+// release yet, downloads the delta release whole.
+func TestClusterDeltaPush(t *testing.T) {
+	kubeconfig := clusterKubeconfig(t)
+	k := clusterNamespace(t, kubeconfig, true)
+	manifest, err := realpod.SampleManifest(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.kubectl(t, strings.Replace(manifest, `    aether.dev/dev-hot: "true"`+"\n", "", 1), "apply", "-f", "-")
+	k.devhot(t, "enable", "deploy/"+deployment)
+	k.kubectl(t, "", "scale", "deployment", deployment, "--replicas=2")
+
+	src := t.TempDir()
+	server, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "app", "server.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "server.js"), server, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const files, size = 1000, 10 << 20
+	if err := artifact.WriteTree(filepath.Join(src, "lib"), files, size); err != nil {
+		t.Fatal(err)
+	}
+	save := func(v int) int64 {
+		t.Helper()
+		b := fmt.Appendf(nil, `{"version":%d}`, v)
+		if err := os.WriteFile(filepath.Join(src, "version.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return int64(len(b))
+	}
+	push := func(v int, args ...string) (digest string, uploaded []string) {
+		t.Helper()
+		out := k.devhot(t, append([]string{"push", "deploy/" + deployment, src}, args...)...)
+		m := pushedLine.FindStringSubmatch(out)
+		if m == nil || m[2] != "2" && m[2] != "3" || m[2] != m[3] {
+			t.Fatalf("push did not report its digest live on every pod")
+		}
+		k.liveOn(t, atoi(t, m[3]), v)
+		return m[1], uploadedLine.FindStringSubmatch(out)
+	}
+
+	save(1)
+	first, up := push(1)
+	total := files + 2
+	if up == nil || up[1] != strconv.Itoa(total) || up[2] != strconv.Itoa(total) {
+		t.Fatalf("the first push uploaded %v, want all %d files", up, total)
+	}
+	for pod, ok := range k.refreshOK(t, first) {
+		if ok.Source != refresh.SourceDelta || ok.Linked != 0 || ok.Files != int64(total) || ok.Downloaded < size {
+			t.Errorf("pod %s, first push: %s; want source=delta, linked=0, every file downloaded", pod, ok)
+		}
+	}
+
+	change := save(2)
+	second, up := push(2)
+	if up == nil || up[1] != "1" || up[3] != "1" || atoi(t, up[5]) > int(change)+deltaSlack {
+		t.Errorf("a one-file change uploaded %v, want 1 file and 1 part, at most %d bytes", up, change+deltaSlack)
+	}
+	for pod, ok := range k.refreshOK(t, second) {
+		if ok.Source != refresh.SourceDelta || ok.Linked != int64(total-1) || ok.Downloaded > change+deltaSlack {
+			t.Errorf("pod %s, one-file change: %s; want source=delta, linked=%d, downloaded <= %d", pod, ok, total-1, change+deltaSlack)
+		}
+	}
+
+	save(3)
+	archived, _ := push(3, "--archive")
+	for pod, ok := range k.refreshOK(t, archived) {
+		if ok.Source != refresh.SourceArchive || ok.Downloaded < size/4 {
+			t.Errorf("pod %s, --archive: %s; want source=archive and the whole tree downloaded", pod, ok)
+		}
+	}
+
+	// Back to a delta release, then a new pod, with no release of its own.
+	save(4)
+	fourth, _ := push(4)
+	k.kubectl(t, "", "scale", "deployment", deployment, "--replicas=3")
+	k.liveOn(t, 3, 4)
+	oks := k.refreshOK(t, fourth)
+	if len(oks) != 3 {
+		t.Fatalf("REFRESH_OK of %s from %d pods, want 3", fourth, len(oks))
+	}
+	full := 0
+	for _, ok := range oks {
+		if ok.Source == refresh.SourceDelta && ok.Linked == 0 && ok.Downloaded >= size {
+			full++
+		}
+	}
+	if full != 1 {
+		t.Errorf("%d pods downloaded release %s whole, want the new one: %v", full, fourth, oks)
+	}
+}
+
+// refreshOK returns each Running pod's REFRESH_OK record of digest, from
+// its fetcher's log, through refresh.Parse.
+func (k *clusterNS) refreshOK(t *testing.T, digest string) map[string]refresh.Record {
+	t.Helper()
+	out := map[string]refresh.Record{}
+	pods := strings.Fields(k.kubectl(t, "", "get", "pods", "-l", "app="+deployment,
+		"--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}"))
+	for _, pod := range pods {
+		for _, l := range strings.Split(k.kubectl(t, "", "logs", pod, "-c", "aether-fetcher"), "\n") {
+			if r, ok := refresh.Parse(l); ok && r.Marker == refresh.MarkerOK && r.Digest == digest {
+				out[pod] = r
+			}
+		}
+		if _, ok := out[pod]; !ok {
+			t.Errorf("pod %s logged no REFRESH_OK for %s", pod, digest)
+		}
+	}
+	return out
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
