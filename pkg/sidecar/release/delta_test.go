@@ -451,3 +451,58 @@ func TestDeltaOverOCI(t *testing.T) {
 	}
 	f.checkClean()
 }
+
+// TestDeltaDamagedManifests: what the workspace keeps of a release's
+// manifest is checked again when it is read, because the app shares the
+// volume; a damaged root or part links nothing and is downloaded again.
+func TestDeltaDamagedManifests(t *testing.T) {
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, ws string, r built)
+		// maxLinked is how many files may still be linked.
+		maxLinked int
+	}{
+		{"a part", func(t *testing.T, ws string, r built) {
+			write(t, filepath.Join(ws, "manifests", "parts", r.parts[0].Hex), manifest.PartMagic)
+		}, 0},
+		{"a root", func(t *testing.T, ws string, r built) {
+			write(t, filepath.Join(ws, "manifests", "roots", hexOf(r.target.Digest)), string(r.root[:len(r.root)-1]))
+		}, 0},
+		{"nothing", func(*testing.T, string, built) {}, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			s := newBlobServer(t)
+			v1 := s.release(t, bigTree(200, "1"))
+			if _, err := f.apply(v1.target, release.Limits{}); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, f.dir, v1)
+			files := with(bigTree(200, "1"), tree{"bin/run*": "#!/bin/sh\n"})
+			v2 := s.release(t, files)
+			res, err := f.apply(v2.target, release.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTree(t, f.dir, v2.target, files)
+			if res.Linked > tc.maxLinked {
+				t.Errorf("linked %d files, want at most %d", res.Linked, tc.maxLinked)
+			}
+			if tc.maxLinked == 0 && res.Linked != 0 {
+				t.Errorf("linked %d files from a damaged manifest", res.Linked)
+			}
+			if tc.maxLinked > 0 && res.Linked != tc.maxLinked {
+				t.Errorf("linked %d files, want %d", res.Linked, tc.maxLinked)
+			}
+		})
+	}
+}
+
+func write(t *testing.T, file, content string) {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
