@@ -48,6 +48,10 @@ type assembly struct {
 	// directory in it.
 	rel     *os.Root
 	staging string
+	// used is what the release takes on disk, as Limits.MaxBytes counts
+	// it for an archive: a linked file too, so that a release is refused
+	// or not whatever the pod has on disk.
+	used int64
 	// received counts every byte downloaded, against lim.MaxBytes.
 	received atomic.Int64
 	linked   atomic.Int64
@@ -158,18 +162,25 @@ func (a *assembly) parts(root *manifest.Root) ([]manifest.Entry, error) {
 	if err != nil {
 		return nil, manifestError(err)
 	}
-	var used int64
 	for _, e := range entries {
 		// The extractor's rules too, such as the length of one name.
 		if _, err := entryName(e.Path); err != nil {
 			return nil, err
 		}
-		if used += blocks(e.Size); used > a.lim.MaxBytes {
-			return nil, newError(refresh.ReasonSizeLimit, fmt.Errorf(
-				"the release would take more than %d bytes on disk (every file counts its size rounded up to %d bytes)", a.lim.MaxBytes, BlockSize))
+		if err := a.charge(blocks(e.Size)); err != nil {
+			return nil, err
 		}
 	}
 	return entries, nil
+}
+
+// charge counts n bytes on disk against Limits.MaxBytes.
+func (a *assembly) charge(n int64) error {
+	if a.used += n; a.used > a.lim.MaxBytes {
+		return newError(refresh.ReasonSizeLimit, fmt.Errorf(
+			"the release would take more than %d bytes on disk (every file counts its size rounded up to %d bytes, every directory %d)", a.lim.MaxBytes, BlockSize, BlockSize))
+	}
+	return nil
 }
 
 // manifestError gives a refusal of package manifest its reason.
@@ -185,7 +196,7 @@ func manifestError(err error) error {
 }
 
 // mkdirs makes the directories of entries in staging, each dirMode
-// whatever the umask.
+// whatever the umask and each a block on disk.
 func (a *assembly) mkdirs(entries []manifest.Entry) error {
 	made := map[string]bool{".": true}
 	var mkdir func(dir string) error
@@ -198,6 +209,9 @@ func (a *assembly) mkdirs(entries []manifest.Entry) error {
 		}
 		if err := a.ctx.Err(); err != nil {
 			return newError(refresh.ReasonDownload, fmt.Errorf("stopped: %w", context.Cause(a.ctx)))
+		}
+		if err := a.charge(BlockSize); err != nil {
+			return err
 		}
 		name := a.staging + "/" + dir
 		if err := a.rel.Mkdir(name, dirMode); err != nil {

@@ -279,6 +279,9 @@ func TestHostileDelta(t *testing.T) {
 		{"more bytes on disk than MaxBytes", func(t *testing.T, s *blobServer) annotations.Target {
 			return s.release(t, tree{"a.js": "1", "b.js": "2", "c.js": "3"}).target
 		}, release.Limits{MaxBytes: 2 * release.BlockSize}, refresh.ReasonSizeLimit},
+		{"directories over MaxBytes", func(t *testing.T, s *blobServer) annotations.Target {
+			return s.release(t, tree{"a/b/c.js": "1"}).target
+		}, release.Limits{MaxBytes: 2 * release.BlockSize}, refresh.ReasonSizeLimit},
 		{"a name longer than the kernel's", func(t *testing.T, s *blobServer) annotations.Target {
 			return s.release(t, tree{strings.Repeat("n", release.MaxNameBytes+1): "1"}).target
 		}, release.Limits{}, refresh.ReasonSizeLimit},
