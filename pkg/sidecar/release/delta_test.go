@@ -421,6 +421,7 @@ func TestDeltaCancel(t *testing.T) {
 	}()
 	_, err := f.ws.Apply(ctx, f.client, next.target, release.Limits{})
 	took := time.Since(cancelled)
+	t.Logf("Apply returned %s after it was cancelled", took.Round(time.Millisecond))
 	if took > 200*time.Millisecond {
 		t.Errorf("Apply returned %s after it was cancelled", took)
 	}
