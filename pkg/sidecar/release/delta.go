@@ -100,7 +100,9 @@ func (w *Workspace) assemble(ctx context.Context, client *http.Client, t annotat
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
-		w.assembling[t.Hex]--
+		if w.assembling[t.Hex]--; w.assembling[t.Hex] == 0 {
+			delete(w.assembling, t.Hex)
+		}
 		w.mu.Unlock()
 	}()
 	if err != nil {
