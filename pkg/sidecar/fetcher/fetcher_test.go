@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/manifest"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
@@ -53,6 +54,46 @@ func histogramCount(t *testing.T, f *Fetcher) uint64 {
 	return m.GetHistogram().GetSampleCount()
 }
 
+// TestRefreshOKDelta: REFRESH_OK says where a delta release's files came
+// from: the second release links the files the first one has.
+func TestRefreshOKDelta(t *testing.T) {
+	srv := newArtifactServer(t)
+	const blobs = "/v1/namespaces/ns/deployments/web/blobs/sha256/"
+	blob := func(b []byte) string {
+		hex := strings.TrimPrefix(digestOf(b), "sha256:")
+		return srv.serve(blobs+hex, b)
+	}
+	build := func(files ...string) (string, string) {
+		var es []manifest.Entry
+		for i := 0; i < len(files); i += 2 {
+			blob([]byte(files[i+1]))
+			es = append(es, manifest.Entry{Path: files[i], Mode: manifest.ModeFile, Size: int64(len(files[i+1])), Hex: strings.TrimPrefix(digestOf([]byte(files[i+1])), "sha256:")})
+		}
+		root, parts, err := manifest.Build(es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range parts {
+			blob(p.Data)
+		}
+		return digestOf(root), blob(root)
+	}
+	dA, uA := build("server.js", "console.log('A')\n", "version.txt", "A")
+	dB, uB := build("server.js", "console.log('A')\n", "version.txt", "B")
+	h := newHarness(t, target(dA, uA), nil)
+	h.open()
+	h.run()
+	h.waitLines("REFRESH_OK", 1)
+	h.annotate(target(dB, uB))
+	lines := h.waitLines("REFRESH_OK", 2)
+	for i, want := range []refresh.Record{{Digest: dA, Files: 2, Source: refresh.SourceDelta}, {Digest: dB, Files: 2, Source: refresh.SourceDelta, Linked: 1}} {
+		r := mustParse(t, lines[i])
+		if r.Digest != want.Digest || r.Files != want.Files || r.Source != want.Source || r.Linked != want.Linked || r.Downloaded == 0 {
+			t.Errorf("line %q: %+v, want %+v", lines[i], r, want)
+		}
+	}
+}
+
 func TestRefreshOK(t *testing.T) {
 	srv := newArtifactServer(t)
 	art := app(t, "v1")
@@ -77,7 +118,7 @@ func TestRefreshOK(t *testing.T) {
 	h.annotate(a)
 	line := h.waitLines("REFRESH_OK", 1)[0]
 	r := mustParse(t, line)
-	if r.Digest != digestOf(art) || r.Files != 2 || r.Downloaded != int64(len(art)) || r.Commit != "0123abc" || r.BuildTimestamp != "2026-05-01T10:00:00Z" {
+	if r.Digest != digestOf(art) || r.Files != 2 || r.Downloaded != int64(len(art)) || r.Source != refresh.SourceArchive || r.Commit != "0123abc" || r.BuildTimestamp != "2026-05-01T10:00:00Z" {
 		t.Errorf("line %q: %+v", line, r)
 	}
 	if got := f.ws.Current(); got != digestOf(art) {

@@ -33,6 +33,8 @@ func (f *Fetcher) succeeded(o outcome) {
 		Bytes:      o.res.Bytes,
 		Files:      int64(o.res.Files),
 		Downloaded: o.res.Downloaded,
+		Source:     o.res.Source,
+		Linked:     int64(o.res.Linked),
 	}, fmt.Sprintf("Published %s on pod %s in %s%s", o.res.Digest, f.cfg.PodName, latency.Round(time.Millisecond), commit(d)))
 }
 

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
 	"github.com/aether-dev/aether-devhot/pkg/digest"
+	"github.com/aether-dev/aether-devhot/pkg/manifest"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 )
@@ -31,9 +33,16 @@ type Result struct {
 	Bytes int64
 	// Files is the number of extracted regular files.
 	Files int
-	// Downloaded is the compressed size received; 0 when the release was
-	// still on disk and was published again without a download.
+	// Downloaded is every byte received: the .tar.gz, or a delta
+	// release's root, parts and files; 0 when the release was still on
+	// disk and was published again without a download.
 	Downloaded int64
+	// Source is where the files came from: the archive, a delta release
+	// (docs/delta.md), or the disk.
+	Source refresh.Source
+	// Linked is how many files of a delta release were taken from a
+	// release on disk rather than downloaded.
+	Linked int
 	// Deps is what the running app did for the release's dependencies
 	// before it was published (preinstall); nil when it did nothing, and
 	// the release's own process gets them as it starts.
@@ -124,7 +133,7 @@ func (w *Workspace) stage(ctx context.Context, client *http.Client, t annotation
 	if err := os.Chmod(staging, dirMode); err != nil {
 		return Result{}, extractError(err)
 	}
-	return download(ctx, client, t, lim, o, staging)
+	return w.download(ctx, client, t, lim, o, staging)
 }
 
 // makeRoom prunes to one release fewer than are kept, then waits until
@@ -167,7 +176,7 @@ func (w *Workspace) republish(ctx context.Context, t annotations.Target) (res Re
 		return Result{}, false, nil
 	}
 	live := w.currentHex() == t.Hex
-	res = Result{Digest: t.Digest}
+	res = Result{Digest: t.Digest, Source: refresh.SourceDisk}
 	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
@@ -190,7 +199,9 @@ func (w *Workspace) republish(ctx context.Context, t annotations.Target) (res Re
 }
 
 // download fetches t into the os.Root at staging and verifies its digest.
-func download(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, o applyOptions, staging string) (Result, error) {
+// A body that starts with manifest.RootMagic is a delta release's root,
+// which assemble takes from there; any other is a .tar.gz.
+func (w *Workspace) download(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, o applyOptions, staging string) (Result, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, lim.Timeout,
 		fmt.Errorf("download took longer than %s: %w", lim.Timeout, context.DeadlineExceeded))
 	defer cancel()
@@ -206,13 +217,20 @@ func download(ctx context.Context, client *http.Client, t annotations.Target, li
 		return Result{}, err
 	}
 	defer src.Close()
+	br := bufio.NewReaderSize(src, 64<<10)
+	body := &meter{ctx: ctx, r: br, limit: lim.MaxBytes, where: where}
+	if head, _ := br.Peek(len(manifest.RootMagic)); manifest.IsRoot(head) {
+		if t.OCI != nil {
+			return Result{}, newError(refresh.ReasonManifest, fmt.Errorf("%s is a delta release, which needs an artifact URL (aether.dev/artifact-url), not an OCI artifact", where))
+		}
+		return w.assemble(ctx, client, t, lim, staging, body)
+	}
 	root, err := os.OpenRoot(staging)
 	if err != nil {
 		return Result{}, newError(refresh.ReasonExtract, err)
 	}
 	defer root.Close()
 
-	body := &meter{ctx: ctx, r: src, limit: lim.MaxBytes, where: where}
 	h := sha256.New()
 	hashed := io.TeeReader(body, h)
 	x := newExtractor(ctx, root, lim, body)
@@ -221,7 +239,7 @@ func download(ctx context.Context, client *http.Client, t annotations.Target, li
 	// wrong artifact is reported as a checksum failure rather than as
 	// whatever its bytes happened to trip over.
 	_, derr := io.Copy(io.Discard, hashed)
-	res := Result{Digest: t.Digest, Bytes: x.bytes, Files: x.files, Downloaded: body.n}
+	res := Result{Digest: t.Digest, Bytes: x.bytes, Files: x.files, Downloaded: body.n, Source: refresh.SourceArchive}
 	if derr != nil {
 		// The artifact never arrived whole, so whatever extraction made of
 		// the part that did is beside the point.

@@ -394,7 +394,7 @@ func TestApplyResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := release.Result{Digest: digestOf(b), Bytes: int64(len("require('./lib/x')\n") + len("module.exports = 1\n") + 2), Files: 3, Downloaded: int64(len(b))}
+	want := release.Result{Digest: digestOf(b), Bytes: int64(len("require('./lib/x')\n") + len("module.exports = 1\n") + 2), Files: 3, Downloaded: int64(len(b)), Source: refresh.SourceArchive}
 	if res != want {
 		t.Errorf("Result = %+v, want %+v", res, want)
 	}

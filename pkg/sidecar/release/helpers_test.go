@@ -171,7 +171,7 @@ func checkClean(t testing.TB, parent, ws string) {
 	}
 	for _, e := range top {
 		switch e.Name() {
-		case sidecar.ReleasesDir, sidecar.CurrentLink, sidecar.StateDir:
+		case sidecar.ReleasesDir, sidecar.CurrentLink, sidecar.StateDir, "manifests":
 		default:
 			t.Errorf("unexpected %s in the workspace", e.Name())
 		}

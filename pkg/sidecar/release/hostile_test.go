@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/manifest"
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
@@ -221,4 +223,102 @@ type bodyTransport struct{ body io.Reader }
 func (b bodyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Header: http.Header{},
 		Body: io.NopCloser(b.body), ContentLength: -1, Request: r}, nil
+}
+
+// handRoot serves a root of one part that lists lines ("<hex> <size>
+// <mode> <path>"), as a hostile pusher would write it, and returns its
+// target.
+func handRoot(t *testing.T, s *blobServer, files int, bytes int64, lines ...string) annotations.Target {
+	part := []byte(manifest.PartMagic + strings.Join(lines, "\n") + "\n")
+	return s.rootTarget(t, fmt.Appendf(nil, "%sfiles %d bytes %d\npart %s %d\n", manifest.RootMagic, files, bytes, s.putBlob(part), len(lines)))
+}
+
+// TestHostileDelta: delta releases that lie about their files, or would
+// put them outside the release, are refused with the reason the fetcher
+// counts, and publish nothing.
+func TestHostileDelta(t *testing.T) {
+	good := "module.exports = 1\n"
+	goodHex := sha256Hex([]byte(good))
+	cases := []struct {
+		name   string
+		target func(t *testing.T, s *blobServer) annotations.Target
+		lim    release.Limits
+		want   refresh.Reason
+	}{
+		{"a part path that climbs out", func(t *testing.T, s *blobServer) annotations.Target {
+			return handRoot(t, s, 1, int64(len(good)), fmt.Sprintf("%s %d 644 ../x", s.putBlob([]byte(good)), len(good)))
+		}, release.Limits{}, refresh.ReasonUnsafePath},
+		{"an absolute part path", func(t *testing.T, s *blobServer) annotations.Target {
+			return handRoot(t, s, 1, int64(len(good)), fmt.Sprintf("%s %d 644 /etc/x", s.putBlob([]byte(good)), len(good)))
+		}, release.Limits{}, refresh.ReasonUnsafePath},
+		{"a file whose bytes lie", func(t *testing.T, s *blobServer) annotations.Target {
+			// Not a.js, which would be linked from the release before.
+			r := s.release(t, tree{"a.js": good, "b.js": "honest"})
+			s.put(sha256Hex([]byte("honest")), []byte("liar!!"))
+			return r.target
+		}, release.Limits{}, refresh.ReasonChecksum},
+		{"a file longer than it says", func(t *testing.T, s *blobServer) annotations.Target {
+			return handRoot(t, s, 1, 3, fmt.Sprintf("%s 3 644 a.js", s.putBlob([]byte(good))))
+		}, release.Limits{}, refresh.ReasonChecksum},
+		{"a part whose bytes lie", func(t *testing.T, s *blobServer) annotations.Target {
+			r := s.release(t, tree{"a.js": good})
+			s.put(r.parts[0].Hex, []byte(manifest.PartMagic+goodHex+" 19 755 a.js\n"))
+			return r.target
+		}, release.Limits{}, refresh.ReasonChecksum},
+		{"a root that is not the digest", func(t *testing.T, s *blobServer) annotations.Target {
+			r := s.release(t, tree{"a.js": good})
+			s.put(hexOf(r.target.Digest), append(r.root, '\n'))
+			return r.target
+		}, release.Limits{}, refresh.ReasonChecksum},
+		{"a root claiming 10^9 files", func(t *testing.T, s *blobServer) annotations.Target {
+			return s.rootTarget(t, []byte(manifest.RootMagic+"files 1000000000 bytes 1\n"))
+		}, release.Limits{}, refresh.ReasonSizeLimit},
+		{"more files than MaxEntries", func(t *testing.T, s *blobServer) annotations.Target {
+			return s.release(t, tree{"a.js": "1", "b.js": "2", "c.js": "3"}).target
+		}, release.Limits{MaxEntries: 2}, refresh.ReasonSizeLimit},
+		{"more bytes on disk than MaxBytes", func(t *testing.T, s *blobServer) annotations.Target {
+			return s.release(t, tree{"a.js": "1", "b.js": "2", "c.js": "3"}).target
+		}, release.Limits{MaxBytes: 2 * release.BlockSize}, refresh.ReasonSizeLimit},
+		{"directories over MaxBytes", func(t *testing.T, s *blobServer) annotations.Target {
+			return s.release(t, tree{"a/b/c.js": "1"}).target
+		}, release.Limits{MaxBytes: 2 * release.BlockSize}, refresh.ReasonSizeLimit},
+		{"a name longer than the kernel's", func(t *testing.T, s *blobServer) annotations.Target {
+			return s.release(t, tree{strings.Repeat("n", release.MaxNameBytes+1): "1"}).target
+		}, release.Limits{}, refresh.ReasonSizeLimit},
+		{"a malformed part", func(t *testing.T, s *blobServer) annotations.Target {
+			return handRoot(t, s, 1, 1, "not an entry")
+		}, release.Limits{}, refresh.ReasonManifest},
+		{"a part that lists fewer files than the root says", func(t *testing.T, s *blobServer) annotations.Target {
+			return handRoot(t, s, 2, int64(len(good)), fmt.Sprintf("%s %d 644 a.js", s.putBlob([]byte(good)), len(good)))
+		}, release.Limits{}, refresh.ReasonManifest},
+		{"a file that is a directory of another", func(t *testing.T, s *blobServer) annotations.Target {
+			h := s.putBlob([]byte(good))
+			return handRoot(t, s, 2, 2*int64(len(good)), fmt.Sprintf("%s %d 644 a", h, len(good)), fmt.Sprintf("%s %d 644 a/b", h, len(good)))
+		}, release.Limits{}, refresh.ReasonManifest},
+		{"a missing file", func(t *testing.T, s *blobServer) annotations.Target {
+			return handRoot(t, s, 1, 5, fmt.Sprintf("%s 5 644 a.js", sha256Hex([]byte("never"))))
+		}, release.Limits{}, refresh.ReasonHTTPStatus},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			s := newBlobServer(t)
+			prev := s.release(t, tree{"a.js": good, "lib/x.js": "x"})
+			if _, err := f.apply(prev.target, release.Limits{}); err != nil {
+				t.Fatal(err)
+			}
+			tg := tc.target(t, s)
+			_, err := f.apply(tg, tc.lim)
+			t.Log(err)
+			if release.ReasonOf(err) != tc.want {
+				t.Errorf("error %v, want reason %s", err, tc.want)
+			}
+			if got := f.ws.Current(); got != prev.target.Digest || f.ws.Has(tg.Digest) {
+				t.Errorf("Current() = %q, want the previous %q, and nothing published", got, prev.target.Digest)
+			}
+			checkTree(t, f.dir, prev.target, tree{"a.js": good, "lib/x.js": "x"})
+			f.checkClean()
+		})
+	}
 }

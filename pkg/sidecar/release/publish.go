@@ -100,8 +100,9 @@ func tempName(prefix string) string {
 // Each is renamed away first, so a crash mid-removal never leaves a
 // partial directory under a digest's name that republish would trust, and
 // removed in the background (Wait), so that a big one holds up nothing.
-// Callers hold w.mu.
+// The manifests of the releases it removes go too. Callers hold w.mu.
 func (w *Workspace) prune(live string, keep int) int {
+	defer w.manifests.prune(w.releases, w.assembling)
 	entries, err := os.ReadDir(w.releases)
 	if err != nil {
 		return 0

@@ -46,6 +46,14 @@ const tempPrefix = ".tmp-"
 //	current             relative symlink to releases/<hex>
 //	.aether/boot.cjs    what `node --watch` runs; loads current/$AETHER_ENTRY
 //	.aether/loaded      written by boot.cjs: what it loaded, when, as which pid
+//	manifests/roots/<hex>  the root of the delta release releases/<hex>
+//	manifests/parts/<hex>  a part that one of those roots names
+//
+// The manifests are what a delta release links from (docs/delta.md): the
+// files of a release whose root is kept, and that are still as the
+// fetcher wrote them, are linked into the next one. Each prune removes
+// the roots of releases no longer on disk and the parts that no kept root
+// names; an archive release has none.
 type Workspace struct {
 	dir      string
 	releases string
@@ -62,6 +70,10 @@ type Workspace struct {
 	pinned string
 	// leftovers are what Open could not remove.
 	leftovers []error
+	// manifests are the delta releases' roots and parts; assembling
+	// counts the Applies assembling each root, whose parts a prune keeps.
+	manifests  manifestStore
+	assembling map[string]int
 
 	// removing holds one channel per removal started by discard, closed
 	// when it ends; rmu guards it.
@@ -78,7 +90,7 @@ func Open(dir string) (*Workspace, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Workspace{dir: dir, releases: filepath.Join(dir, sidecar.ReleasesDir)}
+	w := &Workspace{dir: dir, releases: filepath.Join(dir, sidecar.ReleasesDir), manifests: newManifestStore(dir), assembling: map[string]int{}}
 	// The root is usually an emptyDir that the kubelet made, 0777 and not
 	// ours to chmod.
 	if err := os.MkdirAll(dir, dirMode); err != nil {
@@ -90,7 +102,12 @@ func Open(dir string) (*Workspace, error) {
 	if err := mkdirMode(filepath.Join(dir, sidecar.StateDir), stateDirMode); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{dir, w.releases, filepath.Join(dir, sidecar.StateDir)} {
+	for _, d := range []string{filepath.Join(dir, manifestsDir), w.manifests.roots, w.manifests.parts} {
+		if err := mkdirMode(d, dirMode); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []string{dir, w.releases, filepath.Join(dir, sidecar.StateDir), w.manifests.roots, w.manifests.parts} {
 		w.leftovers = append(w.leftovers, removeTemps(d)...)
 	}
 	if err := w.writeBoot(); err != nil {
