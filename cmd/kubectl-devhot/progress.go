@@ -17,12 +17,12 @@ const progressMin = 4 << 20
 // progressEvery is how often the bar is drawn again, at most.
 const progressEvery = 100 * time.Millisecond
 
-// uploadProgress returns what draws a bar for an upload of size bytes on
-// out, or nil where there should be none: out is not a terminal (a log, a
-// pipe, a test) or the upload is small.
-func uploadProgress(out io.Writer, size int) func(sent, total int64) {
+// uploadProgress returns what draws a bar for each upload on out of at
+// least progressMin bytes, or nil where there should be none: out is not
+// a terminal (a log, a pipe, a test).
+func uploadProgress(out io.Writer) func(sent, total int64) {
 	f, ok := out.(*os.File)
-	if size < progressMin || !ok || !term.IsTerminal(int(f.Fd())) {
+	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}
 	b := &progressBar{out: out, now: time.Now}
@@ -36,11 +36,12 @@ type progressBar struct {
 	last time.Time
 }
 
-// update draws sent of total, unless it drew less than progressEvery ago;
-// the last update, with everything sent, is always drawn and ends the line.
+// update draws sent of total, unless it drew less than progressEvery ago
+// or total is under progressMin; the last update, with everything sent, is
+// always drawn and ends the line.
 func (b *progressBar) update(sent, total int64) {
 	now := b.now()
-	if sent < total && now.Sub(b.last) < progressEvery {
+	if total < progressMin || sent < total && now.Sub(b.last) < progressEvery {
 		return
 	}
 	b.last = now

@@ -27,15 +27,18 @@ func TestProgressLine(t *testing.T) {
 }
 
 // TestProgressBarThrottles: updates closer than progressEvery are not
-// drawn, except the last, which ends the line.
+// drawn, except the last, which ends the line; nor is an upload under
+// progressMin.
 func TestProgressBarThrottles(t *testing.T) {
 	var out bytes.Buffer
 	clock := time.Unix(0, 0)
 	b := &progressBar{out: &out, now: func() time.Time { return clock }}
 	for sent := int64(1); sent <= 10; sent++ {
-		b.update(sent, 10)
+		b.update(sent*progressMin, 10*progressMin)
 		clock = clock.Add(progressEvery / 4)
 	}
+	small := &progressBar{out: &out, now: time.Now}
+	small.update(progressMin-1, progressMin-1)
 	// Drawn at 1 (the first), 5 and 9 (each progressEvery later), and 10.
 	if n := strings.Count(out.String(), "\r"); n != 4 {
 		t.Errorf("drawn %d times, want 4:\n%q", n, out.String())
@@ -45,8 +48,8 @@ func TestProgressBarThrottles(t *testing.T) {
 	}
 }
 
-// TestNoProgressOffATerminal: no bar for a small upload, nor for any upload
-// when out is a file or a buffer (a log, a pipe, CI).
+// TestNoProgressOffATerminal: no bar when out is a file or a buffer (a
+// log, a pipe, CI).
 func TestNoProgressOffATerminal(t *testing.T) {
 	f, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
@@ -54,9 +57,8 @@ func TestNoProgressOffATerminal(t *testing.T) {
 	}
 	defer f.Close()
 	for name, got := range map[string]func(int64, int64){
-		"buffer, big":  uploadProgress(&bytes.Buffer{}, 64<<20),
-		"file, big":    uploadProgress(f, 64<<20),
-		"stdout, tiny": uploadProgress(os.Stdout, progressMin-1),
+		"buffer": uploadProgress(&bytes.Buffer{}),
+		"file":   uploadProgress(f),
 	} {
 		if got != nil {
 			t.Errorf("%s: a progress bar", name)

@@ -149,7 +149,7 @@ type pusher struct {
 	// the flags); under a watch build, push packs what it made.
 	proj project.Config
 	// hashes are the files' sha256 from earlier pushes, for delta releases.
-	hashes hashCache
+	hashes pack.Hashes
 }
 
 func newPusher(flags *genericclioptions.ConfigFlags, o pushOptions, name, dir string, out io.Writer) (*pusher, error) {
@@ -164,7 +164,7 @@ func newPusher(flags *genericclioptions.ConfigFlags, o pushOptions, name, dir st
 	if c.client, err = kubernetes.NewForConfig(quiet); err != nil {
 		return nil, err
 	}
-	p := &pusher{o: o, c: c, name: name, dir: dir, out: out, hashes: hashCache{}}
+	p := &pusher{o: o, c: c, name: name, dir: dir, out: out}
 	if o.store != "" {
 		p.store = &store.Client{HTTP: &http.Client{Timeout: 5 * time.Minute}, Base: o.store}
 		p.artifactBase = o.store
@@ -267,7 +267,7 @@ func (p *pusher) push(ctx context.Context, started time.Time) (pushResult, error
 type packed struct {
 	digest  string
 	archive *pack.Artifact
-	delta   *deltaRelease
+	delta   *pack.Release
 }
 
 // pack packs the tree and says what it packed.
@@ -284,13 +284,13 @@ func (p *pusher) pack() (packed, error) {
 		left = a.Secrets()
 		fmt.Fprintf(p.out, "packed %s: %d files, %d bytes, %s\n", p.dir, a.Files, len(a.Data), a.Digest)
 	} else {
-		r, err := buildDelta(p.dir, o, p.hashes)
+		r, err := pack.Delta(p.dir, o, &p.hashes)
 		if err != nil {
 			return packed{}, err
 		}
-		rel = packed{digest: r.digest, delta: r}
-		left = r.secrets
-		fmt.Fprintf(p.out, "packed %s: %d files, %d bytes, %s (a delta release of %d parts)\n", p.dir, r.count, r.bytes, r.digest, len(r.parts))
+		rel = packed{digest: r.Digest, delta: r}
+		left = r.Secrets()
+		fmt.Fprintf(p.out, "packed %s: %d files, %d bytes, %s (a delta release of %d parts)\n", p.dir, r.Count, r.Bytes, r.Digest, len(r.Parts))
 	}
 	if len(left) > 0 {
 		fmt.Fprintf(p.out, "left out %d that look like secrets: %s (--dry-run says why)\n", len(left), strings.Join(left, ", "))
@@ -324,7 +324,7 @@ func (p *pusher) upload(ctx context.Context, d *appsv1.Deployment, a *pack.Artif
 	}
 	has, err := p.store.Has(ctx, ref)
 	if err == nil && !has {
-		p.store.Progress = uploadProgress(p.out, len(a.Data))
+		p.store.Progress = uploadProgress(p.out)
 		err = p.store.Put(ctx, ref, a.Data)
 	}
 	return p.storeError(err)

@@ -126,6 +126,60 @@ func (c *Client) PutChildren(ctx context.Context, root BlobRef, children []Child
 	return c.upload(ctx, http.MethodPost, strings.TrimSuffix(c.Base, "/")+root.ChildrenPath(), body)
 }
 
+// Uploaded is what PutRelease sent: how many files and parts, and their
+// bytes with the root's.
+type Uploaded struct {
+	Files, Parts int
+	Bytes        int64
+}
+
+// maxReleaseRounds: Missing's first answer names the parts the store lacks
+// and the files it lacks of the parts it has; the second, the files of
+// the parts just sent; the third must be empty.
+const maxReleaseRounds = 3
+
+// PutRelease puts the delta release whose root is data: the root unless
+// the store has it, then what Missing names, in at most two uploads; blob
+// gives the size of each part and file by its sha256 and what reads it
+// (pack.Release.Open). A part or file already in the store, for any
+// release of the namespace, is not sent again.
+func (c *Client) PutRelease(ctx context.Context, root BlobRef, data []byte,
+	blob func(hex string) (size int64, open func() (io.ReadCloser, error), ok bool)) (Uploaded, error) {
+	var up Uploaded
+	has, err := c.Has(ctx, root)
+	if err == nil && !has {
+		err = c.Put(ctx, root, data)
+		up.Bytes += int64(len(data))
+	}
+	if err != nil {
+		return up, err
+	}
+	for range maxReleaseRounds {
+		m, err := c.Missing(ctx, root)
+		if err != nil {
+			return up, err
+		}
+		if len(m.Parts)+len(m.Files) == 0 {
+			return up, nil
+		}
+		var children []Child
+		for _, h := range append(m.Parts, m.Files...) {
+			size, open, ok := blob(h)
+			if !ok {
+				return up, fmt.Errorf("store: asks for %s, which release %s does not have", h, root.Hex)
+			}
+			children = append(children, Child{Hex: h, Size: size, Open: open})
+			up.Bytes += size
+		}
+		if err := c.PutChildren(ctx, root, children); err != nil {
+			return up, err
+		}
+		up.Parts += len(m.Parts)
+		up.Files += len(m.Files)
+	}
+	return up, fmt.Errorf("store: still lacks parts or files of release %s after %d uploads", root.Hex, maxReleaseRounds-1)
+}
+
 // writeChildren writes children as a .tar.gz to w, each entry named by
 // its sha256.
 func (c *Client) writeChildren(w io.Writer, children []Child, total int64) error {

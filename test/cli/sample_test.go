@@ -79,19 +79,21 @@ func newSample(t *testing.T, fetcherEnv map[string]string) *sample {
 	s.store = startStore(t)
 
 	s.writeVersion(1)
-	a, err := pack.Dir(s.src, pack.Options{})
+	// Version 1 as push sends it, a delta release, so that pushing the
+	// same tree again is a no-op.
+	r, err := pack.Delta(s.src, pack.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The store takes only what the Deployment asks for, so annotate
 	// first; no fetcher runs yet.
-	ref := store.BlobRef{Namespace: s.ns, Deployment: deployment, Hex: a.Hex()}
+	ref := store.BlobRef{Namespace: s.ns, Deployment: deployment, Hex: r.Hex()}
 	if _, _, err := cp.Run("", "-n", s.ns, "annotate", "--overwrite", "deployment", deployment,
-		annotations.Digest+"="+a.Digest, annotations.ArtifactURL+"="+s.store.URL+ref.Path()); err != nil {
+		annotations.Digest+"="+r.Digest, annotations.ArtifactURL+"="+s.store.URL+ref.Path()); err != nil {
 		t.Fatal(err)
 	}
 	c := &store.Client{HTTP: http.DefaultClient, Base: s.store.URL}
-	if err := c.Put(context.Background(), ref, a.Data); err != nil {
+	if _, err := c.PutRelease(context.Background(), ref, r.Root, r.Open); err != nil {
 		t.Fatal(err)
 	}
 	// The fetcher shows the store the token the kubelet would project.
@@ -184,7 +186,8 @@ func startStore(t *testing.T) *loopbackStore {
 			if r.Method == http.MethodPut {
 				ls.puts.Add(1)
 			}
-			if r.Method == http.MethodGet && ls.tamper.Load() {
+			// Only the fetchers' downloads, which carry a token.
+			if r.Method == http.MethodGet && r.Header.Get("Authorization") != "" && ls.tamper.Load() {
 				w = &tamperWriter{ResponseWriter: w}
 			}
 			h.ServeHTTP(w, r)

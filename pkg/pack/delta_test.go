@@ -1,4 +1,4 @@
-package main
+package pack
 
 import (
 	"os"
@@ -8,10 +8,9 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/digest"
 	"github.com/aether-dev/aether-devhot/pkg/manifest"
-	"github.com/aether-dev/aether-devhot/pkg/pack"
 )
 
-func TestBuildDelta(t *testing.T) {
+func TestDelta(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string, age time.Duration) {
 		t.Helper()
@@ -33,41 +32,52 @@ func TestBuildDelta(t *testing.T) {
 	write(".env", "SECRET=1", time.Hour)
 	write("new.js", "n1", 0)
 
-	cache := hashCache{}
-	r, err := buildDelta(dir, pack.Options{}, cache)
+	var hashes Hashes
+	r, err := Delta(dir, Options{}, &hashes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.digest != digest.Of(r.root) || !manifest.IsRoot(r.root) {
-		t.Fatalf("digest %s is not the sha256 of a root", r.digest)
+	if r.Digest != digest.Of(r.Root) || !manifest.IsRoot(r.Root) {
+		t.Fatalf("digest %s is not the sha256 of a root", r.Digest)
 	}
-	if r.count != 4 || len(r.files) != 3 {
-		t.Errorf("%d files, %d contents; want 4 files (no .env), 3 contents (two are the same)", r.count, len(r.files))
+	if r.Count != 4 || len(r.Files) != 3 {
+		t.Errorf("%d files, %d contents; want 4 files (no .env), 3 contents (two are the same)", r.Count, len(r.Files))
 	}
-	if len(r.secrets) != 1 || r.secrets[0] != ".env" {
-		t.Errorf("secrets left out: %q", r.secrets)
+	if s := r.Secrets(); len(s) != 1 || s[0] != ".env" {
+		t.Errorf("secrets left out: %q", s)
 	}
-	if _, ok := cache[filepath.Join(dir, "new.js")]; ok {
+	for _, h := range []string{r.Parts[0].Hex, digest.Of([]byte("same"))[len(digest.Prefix):]} {
+		if _, open, ok := r.Open(h); !ok {
+			t.Errorf("Open does not find %s", h)
+		} else if f, err := open(); err != nil {
+			t.Error(err)
+		} else {
+			f.Close()
+		}
+	}
+	if _, _, ok := r.Open(digest.Of([]byte("other"))[len(digest.Prefix):]); ok {
+		t.Errorf("Open finds what the release does not have")
+	}
+	if _, ok := hashes.m[filepath.Join(dir, "new.js")]; ok {
 		t.Errorf("a file saved just now is cached: a second save within the mtime's granularity would be missed")
 	}
-	if _, ok := cache[filepath.Join(dir, "server.js")]; !ok {
+	if _, ok := hashes.m[filepath.Join(dir, "server.js")]; !ok {
 		t.Errorf("an old file is not cached")
 	}
-
-	again, err := buildDelta(dir, pack.Options{}, hashCache{})
+	again, err := Delta(dir, Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.digest != r.digest {
+	if again.Digest != r.Digest {
 		t.Errorf("the same tree has two digests")
 	}
 	// A new save of the young file, same size: hashed again.
 	write("new.js", "n2", 0)
-	changed, err := buildDelta(dir, pack.Options{}, cache)
+	changed, err := Delta(dir, Options{}, &hashes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if changed.digest == r.digest {
+	if changed.Digest == r.Digest {
 		t.Errorf("a changed file of the same size did not change the digest")
 	}
 }
