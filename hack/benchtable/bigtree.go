@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,7 +68,7 @@ func (b *runner) bigTree(c *cluster.Cluster) error {
 		}
 		r := m.run
 		fmt.Fprintf(os.Stderr, "    %s: %d saves of a %d-file tree on 2 real pods: p50 %v; downloaded per pod p50 %d bytes, uploaded p50 %d bytes\n",
-			m.name, len(r.lat), bigTreeFiles, bench.Percentile(r.lat, 50).Round(time.Millisecond), median(r.down), median(r.up))
+			m.name, len(r.lat), bigTreeFiles, bench.Percentile(r.lat, 50).Round(time.Millisecond), bench.Median(r.down), bench.Median(r.up))
 	}
 	return nil
 }
@@ -133,14 +132,4 @@ func (b *runner) bigTreeSaves(e *enabled, k realpod.Kubectl, src string, args []
 		run.down = append(run.down, down[max(0, len(down)-len(run.lat)):]...)
 	}
 	return nil
-}
-
-// median is the middle of ns, 0 for none.
-func median(ns []int64) int64 {
-	if len(ns) == 0 {
-		return 0
-	}
-	s := slices.Clone(ns)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

@@ -197,7 +197,7 @@ func (b *runner) table() string {
 		t.Add(fmt.Sprintf("save → live, 1-line change, tree of %d files / %d MB, 2 real pods, p50", bigTreeFiles, bigTreeBytes>>20), this,
 			durN(h, len(a.lat), "--archive"), ratio(v.Seconds(), h.Seconds(), "delta/archive"), "≤ 0.6 s (issue 14)",
 			met(len(d.lat) > 0, v <= goalServiceSave))
-		up, down, whole := median(d.up), median(d.down), median(a.down)
+		up, down, whole := bench.Median(d.up), bench.Median(d.down), bench.Median(a.down)
 		bytes := na
 		if len(d.down) > 0 {
 			bytes = fmt.Sprintf("%.1f KiB up, %.1f KiB down per pod", float64(up)/1024, float64(down)/1024)

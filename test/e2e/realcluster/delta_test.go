@@ -11,8 +11,6 @@ import (
 
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
 	"github.com/aether-dev/aether-devhot/test/framework/artifact"
-	"github.com/aether-dev/aether-devhot/test/framework/controlplane"
-	"github.com/aether-dev/aether-devhot/test/framework/realpod"
 )
 
 // uploadedLine is what push says it sent of a delta release.
@@ -32,22 +30,7 @@ const deltaSlack = 64 << 10
 func TestClusterDeltaPush(t *testing.T) {
 	kubeconfig := clusterKubeconfig(t)
 	k := clusterNamespace(t, kubeconfig, true)
-	manifest, err := realpod.SampleManifest(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.kubectl(t, strings.Replace(manifest, `    aether.dev/dev-hot: "true"`+"\n", "", 1), "apply", "-f", "-")
-	k.devhot(t, "enable", "deploy/"+deployment)
-	k.kubectl(t, "", "scale", "deployment", deployment, "--replicas=2")
-
-	src := t.TempDir()
-	server, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "app", "server.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(src, "server.js"), server, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	src := k.enableSample(t, 2)
 	const files, size = 1000, 10 << 20
 	if err := artifact.WriteTree(filepath.Join(src, "lib"), files, size); err != nil {
 		t.Fatal(err)

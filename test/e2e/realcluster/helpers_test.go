@@ -146,3 +146,26 @@ func stopWebhook(t *testing.T, kubeconfig string) (start func()) {
 	})
 	return start
 }
+
+// enableSample applies the sample unlabelled (its curl image is not on
+// this node), enables it with kubectl devhot enable, scales it to
+// replicas, and returns a source directory holding its server.js.
+func (k *clusterNS) enableSample(t *testing.T, replicas int) (src string) {
+	t.Helper()
+	manifest, err := realpod.SampleManifest(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.kubectl(t, strings.Replace(manifest, `    aether.dev/dev-hot: "true"`+"\n", "", 1), "apply", "-f", "-")
+	k.devhot(t, "enable", "deploy/"+deployment)
+	k.kubectl(t, "", "scale", "deployment", deployment, fmt.Sprintf("--replicas=%d", replicas))
+	src = t.TempDir()
+	server, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "test", "testdata", "app", "server.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "server.js"), server, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return src
+}

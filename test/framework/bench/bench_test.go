@@ -19,7 +19,7 @@ func TestPercentile(t *testing.T) {
 			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
 		}
 	}
-	if Percentile(nil, 50) != 0 || Median(nil) != 0 {
+	if Percentile(nil, 50) != 0 || Median[float64](nil) != 0 || Median([]int64{3, 1, 2}) != 2 {
 		t.Error("empty input should give 0")
 	}
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -17,9 +18,10 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 // Median is the median of xs (the upper one of an even count); 0 for none.
-func Median(xs []float64) float64 {
+func Median[T cmp.Ordered](xs []T) T {
 	if len(xs) == 0 {
-		return 0
+		var zero T
+		return zero
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
