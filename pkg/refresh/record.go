@@ -51,7 +51,7 @@ const (
 	KeyDeps           = "deps"
 	KeyInstall        = "install_ms"
 	KeySource         = "source"
-	KeyLinked         = "linked"
+	KeyReused         = "reused"
 )
 
 // Source is REFRESH_OK's source: where the release's files came from
@@ -63,7 +63,7 @@ const (
 	// SourceArchive: the whole .tar.gz was downloaded and extracted.
 	SourceArchive Source = "archive"
 	// SourceDelta: a delta release, assembled from the files of releases
-	// on disk (linked) plus those downloaded.
+	// on disk (reused) plus those downloaded.
 	SourceDelta Source = "delta"
 	// SourceDisk: the release was still on disk and was published again.
 	SourceDisk Source = "disk"
@@ -113,10 +113,10 @@ type Record struct {
 	// and files, and bytes downloaded (0 when the release was on disk).
 	Bytes, Files, Downloaded int64
 	// Source is MarkerOK's source, "" when a fetcher before delta releases
-	// wrote the line; Linked is its linked, the files of a delta release
+	// wrote the line; Reused is its reused, the files of a delta release
 	// taken from a release on disk rather than downloaded.
 	Source Source
-	Linked int64
+	Reused int64
 
 	// Reason is MarkerFail's reason, ReasonUnknown when missing or outside
 	// the enum.
@@ -182,7 +182,7 @@ func (r Record) String() string {
 			put(KeySource, string(r.Source))
 		}
 		if r.Source == SourceDelta {
-			put(KeyLinked, n(r.Linked))
+			put(KeyReused, n(r.Reused))
 		}
 	case MarkerFail:
 		put(KeyReason, string(r.Reason))
@@ -310,8 +310,8 @@ func (r *Record) set(k, v string) bool {
 		if slices.Contains([]Source{SourceArchive, SourceDelta, SourceDisk}, Source(v)) {
 			r.Source, ok = Source(v), true
 		}
-	case r.Marker == MarkerOK && k == KeyLinked:
-		r.Linked, ok = count(v)
+	case r.Marker == MarkerOK && k == KeyReused:
+		r.Reused, ok = count(v)
 	case r.Marker == MarkerFail && k == KeyReason:
 		r.Reason, ok = ReasonUnknown, false
 		if slices.Contains(Reasons(), Reason(v)) {

@@ -10,12 +10,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
+	"github.com/aether-dev/aether-devhot/pkg/manifest"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar"
 	"github.com/aether-dev/aether-devhot/pkg/sidecar/release"
 )
@@ -356,4 +359,46 @@ func requireNode(tb testing.TB) {
 		}
 		tb.Skip("node is not on PATH; these tests need a real node --watch")
 	}
+}
+
+// deltaArtifact builds version v of the app as a delta release (package
+// manifest): its root, parts and files served by sha256 under /delta/,
+// each the sibling of the root as the store serves them; lie, when not
+// "", is a file whose served bytes are not what the manifest says.
+func (h *harness) deltaArtifact(v int, lie string) annotations.Target {
+	h.tb.Helper()
+	files := map[string][]byte{"version.json": fmt.Appendf(nil, `{"version":%d,"startDelayMs":0}`, v)}
+	for name, b := range h.files {
+		files[name] = b
+	}
+	var entries []manifest.Entry
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		sum := sha256.Sum256(files[name])
+		e := manifest.Entry{Path: name, Mode: manifest.ModeFile, Size: int64(len(files[name])), Hex: hex.EncodeToString(sum[:])}
+		entries = append(entries, e)
+		body := files[name]
+		if name == lie {
+			body = append([]byte("// not what the manifest says\n"), body...)
+		}
+		h.mu.Lock()
+		h.blobs["/delta/"+e.Hex] = body
+		h.mu.Unlock()
+	}
+	root, parts, err := manifest.Build(entries)
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	sum := sha256.Sum256(root)
+	rootHex := hex.EncodeToString(sum[:])
+	h.mu.Lock()
+	h.blobs["/delta/"+rootHex] = root
+	for _, p := range parts {
+		h.blobs["/delta/"+p.Hex] = p.Data
+	}
+	h.mu.Unlock()
+	tg, err := annotations.ParseTarget("sha256:"+rootHex, h.srv.URL+"/delta/"+rootHex)
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	return tg
 }

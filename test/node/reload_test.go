@@ -141,3 +141,38 @@ func TestSlowStart(t *testing.T) {
 		t.Errorf("%d starts, want 2: the slow start was restarted", got)
 	}
 }
+
+// TestDeltaReload publishes delta releases to a real `node --watch`: each
+// one version.json apart from the last, so that every other file is
+// copied from the release the app runs. The app restarts exactly once per
+// release, never while one is assembled, and a delta release that fails
+// (a file whose bytes lie) restarts nothing: the fetcher never touches
+// the inodes of the files the app loaded (a hard link would, and node
+// --watch restarts on that).
+func TestDeltaReload(t *testing.T) {
+	h := newHarness(t)
+	for v := 2; v <= 6; v++ {
+		res, err := h.apply(h.deltaArtifact(v, ""))
+		if err != nil {
+			t.Fatalf("version %d: %v", v, err)
+		}
+		if want := len(h.files); v > 2 && (res.Source != refresh.SourceDelta || res.Reused != want) {
+			t.Errorf("version %d: source %s, %d files reused; want delta, %d", v, res.Source, res.Reused, want)
+		}
+		a, err := h.waitVersion(v, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(400 * time.Millisecond)
+		if got := h.starts(); a.Starts != v || got != v {
+			t.Fatalf("version %d answers after %d starts, %d now; want %d: one restart per release", v, a.Starts, got, v)
+		}
+	}
+	if _, err := h.apply(h.deltaArtifact(7, "version.json")); release.ReasonOf(err) != refresh.ReasonChecksum {
+		t.Fatalf("a delta release with a lying file: %v, want reason checksum", err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if a, err := h.get(); err != nil || a.Version != 6 || a.Starts != 6 {
+		t.Errorf("after a failed delta release: %+v, %v; want version 6 after 6 starts", a, err)
+	}
+}

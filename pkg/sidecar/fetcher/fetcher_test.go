@@ -86,9 +86,9 @@ func TestRefreshOKDelta(t *testing.T) {
 	h.waitLines("REFRESH_OK", 1)
 	h.annotate(target(dB, uB))
 	lines := h.waitLines("REFRESH_OK", 2)
-	for i, want := range []refresh.Record{{Digest: dA, Files: 2, Source: refresh.SourceDelta}, {Digest: dB, Files: 2, Source: refresh.SourceDelta, Linked: 1}} {
+	for i, want := range []refresh.Record{{Digest: dA, Files: 2, Source: refresh.SourceDelta}, {Digest: dB, Files: 2, Source: refresh.SourceDelta, Reused: 1}} {
 		r := mustParse(t, lines[i])
-		if r.Digest != want.Digest || r.Files != want.Files || r.Source != want.Source || r.Linked != want.Linked || r.Downloaded == 0 {
+		if r.Digest != want.Digest || r.Files != want.Files || r.Source != want.Source || r.Reused != want.Reused || r.Downloaded == 0 {
 			t.Errorf("line %q: %+v, want %+v", lines[i], r, want)
 		}
 	}

@@ -34,7 +34,7 @@ func (f *Fetcher) succeeded(o outcome) {
 		Files:      int64(o.res.Files),
 		Downloaded: o.res.Downloaded,
 		Source:     o.res.Source,
-		Linked:     int64(o.res.Linked),
+		Reused:     int64(o.res.Reused),
 	}, fmt.Sprintf("Published %s on pod %s in %s%s", o.res.Digest, f.cfg.PodName, latency.Round(time.Millisecond), commit(d)))
 }
 

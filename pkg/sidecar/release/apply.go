@@ -40,9 +40,9 @@ type Result struct {
 	// Source is where the files came from: the archive, a delta release
 	// (docs/delta.md), or the disk.
 	Source refresh.Source
-	// Linked is how many files of a delta release were taken from a
+	// Reused is how many files of a delta release were taken from a
 	// release on disk rather than downloaded.
-	Linked int
+	Reused int
 	// Deps is what the running app did for the release's dependencies
 	// before it was published (preinstall); nil when it did nothing, and
 	// the release's own process gets them as it starts.

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
@@ -27,9 +26,15 @@ import (
 )
 
 // deltaMtime is the mtime of every file the fetcher writes for a delta
-// release. A file of a kept release is linked into the next one only if
+// release. A file of a kept release is copied into the next one only if
 // it still has it: an app that wrote to the file changed its mtime, and
 // its content is no longer what the manifest says.
+//
+// Files are copied (in the kernel, copy_file_range), never hard-linked:
+// `node --watch` watches the inode of every file the app loaded, and a
+// link or an unlink changes the inode's link count, an attribute change
+// that restarts the app (measured here on Node 20), before the release is
+// published or even when it then fails.
 var deltaMtime = time.Unix(1, 0)
 
 // parallelGets is how many blobs of a delta release are downloaded at once.
@@ -44,20 +49,20 @@ type assembly struct {
 	lim    Limits
 	mlim   manifest.Limits
 	// rel is the os.Root of releases/, which holds both the releases that
-	// files are linked from and staging, the name of the staging
+	// files are reused from and staging, the name of the staging
 	// directory in it.
 	rel     *os.Root
 	staging string
 	// used is what the release takes on disk, as Limits.MaxBytes counts
-	// it for an archive: a linked file too, so that a release is refused
+	// it for an archive: a reused file too, so that a release is refused
 	// or not whatever the pod has on disk.
 	used int64
 	// received counts every byte downloaded, against lim.MaxBytes.
 	received atomic.Int64
-	linked   atomic.Int64
+	reused   atomic.Int64
 }
 
-// source is a file of a kept release that may be linked.
+// source is a file of a kept release that may be reused.
 type source struct {
 	release string
 	entry   manifest.Entry
@@ -71,7 +76,7 @@ func manifestLimits(lim Limits) manifest.Limits {
 
 // assemble makes the delta release whose root starts body in staging:
 // it reads and verifies the root, gets its parts from the workspace's
-// cache or downloads them, links every file that a kept release has
+// cache or downloads them, copies every file that a kept release has
 // unchanged and downloads the others from their sibling URLs.
 func (w *Workspace) assemble(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, staging string, body *meter) (Result, error) {
 	a := &assembly{w: w, ctx: ctx, client: client, t: t, lim: lim, mlim: manifestLimits(lim), staging: filepath.Base(staging)}
@@ -121,11 +126,11 @@ func (w *Workspace) assemble(ctx context.Context, client *http.Client, t annotat
 	if err := a.mkdirs(entries); err != nil {
 		return res, err
 	}
-	from := a.linkable(entries)
+	from := a.reusable(entries)
 	err = parallel(ctx, len(entries), func(ctx context.Context, i int) error {
 		return a.file(ctx, entries[i], from[entries[i].Hex])
 	})
-	res.Downloaded, res.Linked = a.received.Load(), int(a.linked.Load())
+	res.Downloaded, res.Reused = a.received.Load(), int(a.reused.Load())
 	if err != nil {
 		return res, err
 	}
@@ -233,11 +238,11 @@ func (a *assembly) mkdirs(entries []manifest.Entry) error {
 	return nil
 }
 
-// linkable returns, by sha256, the files of kept releases with the
+// reusable returns, by sha256, the files of kept releases with the
 // content of a file of entries: those of the live release first, then the
 // pinned one's, then the others'. Releases without a manifest (archives)
 // have none.
-func (a *assembly) linkable(entries []manifest.Entry) map[string][]source {
+func (a *assembly) reusable(entries []manifest.Entry) map[string][]source {
 	want := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		want[e.Hex] = true
@@ -266,17 +271,17 @@ func (a *assembly) linkable(entries []manifest.Entry) map[string][]source {
 	return from
 }
 
-// file puts e into staging: linked from one of from if that file is
+// file puts e into staging: copied from one of from if that file is
 // unchanged, otherwise downloaded.
 func (a *assembly) file(ctx context.Context, e manifest.Entry, from []source) error {
 	dst := a.staging + "/" + e.Path
 	for _, s := range from {
-		ok, err := a.link(s, e, dst)
+		ok, err := a.copyFile(s, e, dst)
 		if err != nil {
 			return err
 		}
 		if ok {
-			a.linked.Add(1)
+			a.reused.Add(1)
 			return nil
 		}
 	}
@@ -305,41 +310,25 @@ func (a *assembly) finish(f *os.File, e manifest.Entry, err error) error {
 	return nil
 }
 
-// link hard-links s's file to dst if it is unchanged, or copies it where
-// the volume cannot link it, and reports whether it did. A copy that does
-// not hash to e.Hex is removed, and e is downloaded instead.
-func (a *assembly) link(s source, e manifest.Entry, dst string) (bool, error) {
-	src := s.release + "/" + s.entry.Path
-	fi, err := a.rel.Lstat(src)
-	if err != nil || !unchanged(fi, e) {
-		return false, nil
-	}
-	err = a.rel.Link(src, dst)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, syscall.EXDEV), errors.Is(err, syscall.EMLINK), errors.Is(err, syscall.EPERM):
-		return a.copyFile(src, e, dst)
-	default:
-		return false, extractError(err)
-	}
-}
-
-// copyFile copies src, a file of a kept release, to dst and reports
-// whether its content was e's.
-func (a *assembly) copyFile(src string, e manifest.Entry, dst string) (bool, error) {
-	in, err := a.rel.Open(src)
+// copyFile copies s's file to dst if it is unchanged (unchanged), in the
+// kernel, and reports whether it did. Reading it leaves its inode as it
+// is, so that the app, which may have loaded it, is not restarted.
+func (a *assembly) copyFile(s source, e manifest.Entry, dst string) (bool, error) {
+	in, err := a.rel.Open(s.release + "/" + s.entry.Path)
 	if err != nil {
 		return false, nil
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil || !unchanged(fi, e) {
+		return false, nil
+	}
 	out, err := a.rel.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, modeOf(e))
 	if err != nil {
 		return false, extractError(err)
 	}
-	h := sha256.New()
-	n, err := io.Copy(struct{ io.Writer }{io.MultiWriter(out, h)}, io.LimitReader(in, e.Size+1))
-	if err == nil && (n != e.Size || hex.EncodeToString(h.Sum(nil)) != e.Hex) {
+	// *os.File to *os.File: copy_file_range, no bytes through this process.
+	n, err := io.Copy(out, io.LimitReader(in, e.Size+1))
+	if err == nil && n != e.Size {
 		out.Close()
 		if err := a.rel.Remove(dst); err != nil {
 			return false, extractError(err)

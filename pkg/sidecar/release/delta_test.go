@@ -256,15 +256,15 @@ func TestApplyDelta(t *testing.T) {
 		// writing to its own files would.
 		edit   string
 		next   tree
-		linked int
+		reused int
 		// changed are the files that must be downloaded.
 		changed []string
 	}{
 		{name: "empty workspace", next: v1, changed: slices.Collect(maps.Keys(v1))},
-		{name: "one file changed", before: v1, next: with(v1, tree{"src/a/f000.js": "new content"}), linked: len(v1) - 1, changed: []string{"src/a/f000.js"}},
+		{name: "one file changed", before: v1, next: with(v1, tree{"src/a/f000.js": "new content"}), reused: len(v1) - 1, changed: []string{"src/a/f000.js"}},
 		{name: "one file changed of an archive", before: v1, archive: true, next: with(v1, tree{"src/a/f000.js": "new"}), changed: slices.Collect(maps.Keys(with(v1, tree{"src/a/f000.js": "new"})))},
-		{name: "a file edited in place", before: v1, edit: "src/a/f000.js", next: with(v1, tree{"bin/run*": "#!/bin/sh\necho 2\n"}), linked: len(v1) - 2, changed: []string{"bin/run*", "src/a/f000.js"}},
-		{name: "a file added and one removed", before: v1, next: with(v1, tree{"new.js": "n", "src/a/f000.js": ""}), linked: len(v1) - 1, changed: []string{"new.js"}},
+		{name: "a file edited in place", before: v1, edit: "src/a/f000.js", next: with(v1, tree{"bin/run*": "#!/bin/sh\necho 2\n"}), reused: len(v1) - 2, changed: []string{"bin/run*", "src/a/f000.js"}},
+		{name: "a file added and one removed", before: v1, next: with(v1, tree{"new.js": "n", "src/a/f000.js": ""}), reused: len(v1) - 1, changed: []string{"new.js"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -297,7 +297,7 @@ func TestApplyDelta(t *testing.T) {
 			for _, p := range tc.changed {
 				want += int64(len(tc.next[p]))
 			}
-			if tc.linked == 0 {
+			if tc.reused == 0 {
 				prev = built{}
 			}
 			want += next.partBytes(prev)
@@ -309,7 +309,7 @@ func TestApplyDelta(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantRes := release.Result{Digest: next.target.Digest, Bytes: treeBytes(tc.next), Files: len(tc.next), Downloaded: want, Source: refresh.SourceDelta, Linked: tc.linked}
+			wantRes := release.Result{Digest: next.target.Digest, Bytes: treeBytes(tc.next), Files: len(tc.next), Downloaded: want, Source: refresh.SourceDelta, Reused: tc.reused}
 			if res != wantRes {
 				t.Errorf("Result = %+v\nwant     %+v", res, wantRes)
 			}
@@ -455,13 +455,13 @@ func TestDeltaOverOCI(t *testing.T) {
 
 // TestDeltaDamagedManifests: what the workspace keeps of a release's
 // manifest is checked again when it is read, because the app shares the
-// volume; a damaged root or part links nothing and is downloaded again.
+// volume; a damaged root or part gives no file and is downloaded again.
 func TestDeltaDamagedManifests(t *testing.T) {
 	cases := []struct {
 		name   string
 		damage func(t *testing.T, ws string, r built)
-		// maxLinked is how many files may still be linked.
-		maxLinked int
+		// maxReused is how many files may still be reused.
+		maxReused int
 	}{
 		{"a part", func(t *testing.T, ws string, r built) {
 			write(t, filepath.Join(ws, "manifests", "parts", r.parts[0].Hex), manifest.PartMagic)
@@ -488,14 +488,14 @@ func TestDeltaDamagedManifests(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkTree(t, f.dir, v2.target, files)
-			if res.Linked > tc.maxLinked {
-				t.Errorf("linked %d files, want at most %d", res.Linked, tc.maxLinked)
+			if res.Reused > tc.maxReused {
+				t.Errorf("reused %d files, want at most %d", res.Reused, tc.maxReused)
 			}
-			if tc.maxLinked == 0 && res.Linked != 0 {
-				t.Errorf("linked %d files from a damaged manifest", res.Linked)
+			if tc.maxReused == 0 && res.Reused != 0 {
+				t.Errorf("reused %d files from a damaged manifest", res.Reused)
 			}
-			if tc.maxLinked > 0 && res.Linked != tc.maxLinked {
-				t.Errorf("linked %d files, want %d", res.Linked, tc.maxLinked)
+			if tc.maxReused > 0 && res.Reused != tc.maxReused {
+				t.Errorf("reused %d files, want %d", res.Reused, tc.maxReused)
 			}
 		})
 	}

@@ -252,7 +252,7 @@ func TestHostileDelta(t *testing.T) {
 			return handRoot(t, s, 1, int64(len(good)), fmt.Sprintf("%s %d 644 /etc/x", s.putBlob([]byte(good)), len(good)))
 		}, release.Limits{}, refresh.ReasonUnsafePath},
 		{"a file whose bytes lie", func(t *testing.T, s *blobServer) annotations.Target {
-			// Not a.js, which would be linked from the release before.
+			// Not a.js, which would be copied from the release before.
 			r := s.release(t, tree{"a.js": good, "b.js": "honest"})
 			s.put(sha256Hex([]byte("honest")), []byte("liar!!"))
 			return r.target

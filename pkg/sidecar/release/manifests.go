@@ -89,7 +89,7 @@ func saveFile(dir, name string, b []byte) error {
 
 // prune removes the roots of releases that are neither under releases/
 // nor in keep (being assembled), then the parts that no root left names.
-// A root that cannot be read keeps nothing: its release links nothing and
+// A root that cannot be read keeps nothing: its release gives no file and
 // the next delta release downloads those files. Callers hold w.mu.
 func (m manifestStore) prune(releases string, keep map[string]int) {
 	roots, err := os.ReadDir(m.roots)

@@ -49,9 +49,9 @@ const tempPrefix = ".tmp-"
 //	manifests/roots/<hex>  the root of the delta release releases/<hex>
 //	manifests/parts/<hex>  a part that one of those roots names
 //
-// The manifests are what a delta release links from (docs/delta.md): the
+// The manifests are what a delta release copies from (docs/delta.md): the
 // files of a release whose root is kept, and that are still as the
-// fetcher wrote them, are linked into the next one. Each prune removes
+// fetcher wrote them, are copied into the next one. Each prune removes
 // the roots of releases no longer on disk and the parts that no kept root
 // names; an archive release has none.
 type Workspace struct {

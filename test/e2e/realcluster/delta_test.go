@@ -61,8 +61,8 @@ func TestClusterDeltaPush(t *testing.T) {
 		t.Fatalf("the first push uploaded %v, want all %d files", up, total)
 	}
 	for pod, ok := range k.refreshOK(t, first) {
-		if ok.Source != refresh.SourceDelta || ok.Linked != 0 || ok.Files != int64(total) || ok.Downloaded < size {
-			t.Errorf("pod %s, first push: %s; want source=delta, linked=0, every file downloaded", pod, ok)
+		if ok.Source != refresh.SourceDelta || ok.Reused != 0 || ok.Files != int64(total) || ok.Downloaded < size {
+			t.Errorf("pod %s, first push: %s; want source=delta, reused=0, every file downloaded", pod, ok)
 		}
 	}
 
@@ -72,8 +72,8 @@ func TestClusterDeltaPush(t *testing.T) {
 		t.Errorf("a one-file change uploaded %v, want 1 file and 1 part, at most %d bytes", up, change+deltaSlack)
 	}
 	for pod, ok := range k.refreshOK(t, second) {
-		if ok.Source != refresh.SourceDelta || ok.Linked != int64(total-1) || ok.Downloaded > change+deltaSlack {
-			t.Errorf("pod %s, one-file change: %s; want source=delta, linked=%d, downloaded <= %d", pod, ok, total-1, change+deltaSlack)
+		if ok.Source != refresh.SourceDelta || ok.Reused != int64(total-1) || ok.Downloaded > change+deltaSlack {
+			t.Errorf("pod %s, one-file change: %s; want source=delta, reused=%d, downloaded <= %d", pod, ok, total-1, change+deltaSlack)
 		}
 	}
 
@@ -96,7 +96,7 @@ func TestClusterDeltaPush(t *testing.T) {
 	}
 	full := 0
 	for _, ok := range oks {
-		if ok.Source == refresh.SourceDelta && ok.Linked == 0 && ok.Downloaded >= size {
+		if ok.Source == refresh.SourceDelta && ok.Reused == 0 && ok.Downloaded >= size {
 			full++
 		}
 	}
