@@ -106,7 +106,7 @@ changes something under --out.`,
 				if o.watch {
 					return fmt.Errorf("--dry-run and --watch do not go together")
 				}
-				return dryRun(streams.Out, dir, packOptions(proj, o.includeNodeModules))
+				return dryRun(streams.Out, dir, packOptions(proj, o.includeNodeModules), o.archive || o.to != "")
 			}
 			p, err := newPusher(flags, o, name, dir, streams.Out)
 			if err != nil {
@@ -185,15 +185,24 @@ func newPusher(flags *genericclioptions.ConfigFlags, o pushOptions, name, dir st
 	return p, nil
 }
 
-// dryRun prints what push would pack from dir, and what it would leave
+// dryRun prints what push would pack from dir, with the digest it would
+// push (the archive's, or the delta release's), and what it would leave
 // out and why.
-func dryRun(out io.Writer, dir string, o pack.Options) error {
+func dryRun(out io.Writer, dir string, o pack.Options, archive bool) error {
 	a, err := pack.Dir(dir, o)
 	if err != nil {
 		return err
 	}
+	as := fmt.Sprintf("as an archive of %d bytes, %s", len(a.Data), a.Digest)
+	if !archive {
+		r, err := pack.Delta(dir, o, nil)
+		if err != nil {
+			return err
+		}
+		as = fmt.Sprintf("as a delta release of %d parts, %s", len(r.Parts), r.Digest)
+	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "would pack %d files, %d bytes (%d compressed), %s:\n", a.Files, a.Bytes, len(a.Data), a.Digest)
+	fmt.Fprintf(w, "would pack %d files, %d bytes, %s:\n", a.Files, a.Bytes, as)
 	for _, f := range a.Packed {
 		fmt.Fprintf(w, "  %s\t%d\n", f.Path, f.Size)
 	}

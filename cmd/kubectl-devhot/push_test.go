@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -85,12 +86,27 @@ func TestDryRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	delta, err := pack.Delta(dir, pack.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, err := pack.Dir(dir, pack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
-	if err := dryRun(&out, dir, pack.Options{}); err != nil {
+	if err := dryRun(&out, dir, pack.Options{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if want := "would pack 2 files, 21 bytes, as an archive of "; !strings.Contains(out.String(), want+fmt.Sprint(len(archive.Data))+" bytes, "+archive.Digest+":\n") {
+		t.Errorf("--archive --dry-run does not name the archive's digest:\n%s", out.String())
+	}
+	out.Reset()
+	if err := dryRun(&out, dir, pack.Options{}, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"would pack 2 files, 21 bytes",
+		"would pack 2 files, 21 bytes, as a delta release of 1 parts, " + delta.Digest + ":\n",
 		"  .gitignore  6\n",
 		"  server.js   15\n",
 		"would leave out:\n",
