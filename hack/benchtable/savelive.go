@@ -54,17 +54,19 @@ func (b *runner) saveLive() error {
 	if err := save(1); err != nil {
 		return err
 	}
-	a, err := pack.Dir(src, pack.Options{})
+	// Version 1 as push sends it, a delta release, so that push --watch
+	// finds it live already.
+	r, err := pack.Delta(src, pack.Options{}, nil)
 	if err != nil {
 		return err
 	}
 	// The store takes only what the Deployment asks for: annotate first.
-	ref := store.BlobRef{Namespace: saveNS, Deployment: dep.Name, Hex: a.Hex()}
-	if _, err := b.annotate(saveNS, dep.Name, a.Digest, storeURL+ref.Path()); err != nil {
+	ref := store.BlobRef{Namespace: saveNS, Deployment: dep.Name, Hex: r.Hex()}
+	if _, err := b.annotate(saveNS, dep.Name, r.Digest, storeURL+ref.Path()); err != nil {
 		return err
 	}
 	c := &store.Client{HTTP: http.DefaultClient, Base: storeURL}
-	if err := c.Put(b.ctx, ref, a.Data); err != nil {
+	if _, err := c.PutRelease(b.ctx, ref, r.Root, r.Open); err != nil {
 		return err
 	}
 	env, err := st.FetcherEnv(b.cp.Clientset, saveNS, dep.Spec.Template.Spec.ServiceAccountName, b.dir)
