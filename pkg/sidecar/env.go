@@ -69,6 +69,9 @@ const (
 	BootFile = StateDir + "/boot.cjs"
 	// LoadedFile is written by boot.cjs each time it loads a release.
 	LoadedFile = StateDir + "/loaded"
+	// WatchedFile is where boot.cjs lists the inodes of the files that
+	// `node --watch` watches (package release, watched.go).
+	WatchedFile = StateDir + "/watched"
 	// ImageModules is the link releases/node_modules to the image's own
 	// node_modules, which Node's module resolution finds from every release
 	// that carries no node_modules of its own.

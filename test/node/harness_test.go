@@ -367,7 +367,11 @@ func requireNode(tb testing.TB) {
 // "", is a file whose served bytes are not what the manifest says.
 func (h *harness) deltaArtifact(v int, lie string) annotations.Target {
 	h.tb.Helper()
-	files := map[string][]byte{"version.json": fmt.Appendf(nil, `{"version":%d,"startDelayMs":0}`, v)}
+	files := map[string][]byte{
+		"version.json": fmt.Appendf(nil, `{"version":%d,"startDelayMs":0}`, v),
+		// A file the app never loads, which node --watch does not watch.
+		"assets/readme.txt": []byte("not loaded\n"),
+	}
 	for name, b := range h.files {
 		files[name] = b
 	}

@@ -3,7 +3,10 @@ package node_test
 import (
 	"context"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,12 +146,13 @@ func TestSlowStart(t *testing.T) {
 }
 
 // TestDeltaReload publishes delta releases to a real `node --watch`: each
-// one version.json apart from the last, so that every other file is
-// copied from the release the app runs. The app restarts exactly once per
-// release, never while one is assembled, and a delta release that fails
-// (a file whose bytes lie) restarts nothing: the fetcher never touches
-// the inodes of the files the app loaded (a hard link would, and node
-// --watch restarts on that).
+// one version.json apart from the last, so that every other file is taken
+// from the release the app runs: the files the app loaded copied, the one
+// it never loads hard-linked. The app restarts exactly once per release,
+// never while one is assembled or an old one is removed, and a delta
+// release that fails (a file whose bytes lie) restarts nothing: the
+// fetcher never adds or removes a link of an inode that node --watch
+// watches, which would restart it.
 func TestDeltaReload(t *testing.T) {
 	h := newHarness(t)
 	for v := 2; v <= 6; v++ {
@@ -156,8 +160,19 @@ func TestDeltaReload(t *testing.T) {
 		if err != nil {
 			t.Fatalf("version %d: %v", v, err)
 		}
-		if want := len(h.files); v > 2 && (res.Source != refresh.SourceDelta || res.Reused != want) {
+		if want := len(h.files) + 1; v > 2 && (res.Source != refresh.SourceDelta || res.Reused != want) {
 			t.Errorf("version %d: source %s, %d files reused; want delta, %d", v, res.Source, res.Reused, want)
+		}
+		if v > 2 {
+			for name, want := range map[string]uint64{"server.js": 1, "assets/readme.txt": 3} {
+				fi, err := os.Stat(filepath.Join(h.ws.Dir(), "releases", res.Digest[len("sha256:"):], name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n := fi.Sys().(*syscall.Stat_t).Nlink; n != min(want, uint64(v-1)) {
+					t.Errorf("version %d: %s has %d links, want %d (copied if loaded, else linked)", v, name, n, min(want, uint64(v-1)))
+				}
+			}
 		}
 		a, err := h.waitVersion(v, 5*time.Second)
 		if err != nil {

@@ -12,7 +12,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const Module = require('node:module');
-const { pathToFileURL } = require('node:url');
+const { fileURLToPath, pathToFileURL } = require('node:url');
 
 const maxMessage = 2000;
 const maxFrames = 5;
@@ -23,6 +23,57 @@ const maxFrames = 5;
 // releases that carry no node_modules resolve the image's.
 const appDir = process.env.AETHER_APP_DIR ? path.resolve(process.env.AETHER_APP_DIR) : '';
 const workspace = path.dirname(__dirname);
+
+// watchReports lists, in .aether/watched, the inode of each file that
+// node --watch watches. The watcher has its child, this process, report
+// each file it loads (watch:require, watch:import) to it over IPC; this
+// sees each report on its way out. The fetcher never gives such an inode
+// another link, nor takes one of its links away: either changes the
+// inode's link count, which restarts the app (watched.go). The first line
+// names the watching process, so that a new container starts a new list.
+function watchReports() {
+  const send = process.send;
+  if (typeof send !== 'function' || !process.env.WATCH_REPORT_DEPENDENCIES) return;
+  const file = path.join(__dirname, 'watched');
+  const head = `ppid ${process.ppid}\n`;
+  try {
+    let first = '';
+    try {
+      first = `${fs.readFileSync(file, 'utf8').split('\n', 1)[0]}\n`;
+    } catch {
+      // No list yet.
+    }
+    if (first !== head) {
+      const tmp = `${file}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, head);
+      fs.chmodSync(tmp, 0o644);
+      fs.renameSync(tmp, file);
+    }
+  } catch (err) {
+    console.error(`aether boot: cannot list the files node --watch watches: ${err.message}`);
+    return;
+  }
+  process.send = function sendAndRecord(msg, ...rest) {
+    const files = msg && (msg['watch:require'] || msg['watch:import']);
+    if (Array.isArray(files)) {
+      let lines = '';
+      for (const f of files) {
+        try {
+          if (typeof f === 'string') lines += `${fs.statSync(f.startsWith('file:') ? fileURLToPath(f) : f).ino}\n`;
+        } catch {
+          // Gone already: nothing to protect.
+        }
+      }
+      try {
+        if (lines) fs.appendFileSync(file, lines);
+      } catch (err) {
+        console.error(`aether boot: cannot list the files node --watch watches: ${err.message}`);
+      }
+    }
+    return send.call(this, msg, ...rest);
+  };
+}
+watchReports();
 
 // Resolve current to releases/<hex>: the app then loads, and node --watch
 // watches, paths that no other release uses, so deleting an old release is

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/annotations"
@@ -30,11 +31,7 @@ import (
 // it still has it: an app that wrote to the file changed its mtime, and
 // its content is no longer what the manifest says.
 //
-// Files are copied (in the kernel, copy_file_range), never hard-linked:
-// `node --watch` watches the inode of every file the app loaded, and a
-// link or an unlink changes the inode's link count, an attribute change
-// that restarts the app (measured here on Node 20), before the release is
-// published or even when it then fails.
+// A file is hard-linked, or copied when its inode is watched (watched.go).
 var deltaMtime = time.Unix(1, 0)
 
 // parallelGets is how many blobs of a delta release are downloaded at once.
@@ -60,6 +57,8 @@ type assembly struct {
 	// received counts every byte downloaded, against lim.MaxBytes.
 	received atomic.Int64
 	reused   atomic.Int64
+	// watched are the inodes that must not get another link.
+	watched watchedInodes
 }
 
 // source is a file of a kept release that may be reused.
@@ -76,10 +75,10 @@ func manifestLimits(lim Limits) manifest.Limits {
 
 // assemble makes the delta release whose root starts body in staging:
 // it reads and verifies the root, gets its parts from the workspace's
-// cache or downloads them, copies every file that a kept release has
-// unchanged and downloads the others from their sibling URLs.
+// cache or downloads them, links or copies every file that a kept release
+// has unchanged, and downloads the others from their sibling URLs.
 func (w *Workspace) assemble(ctx context.Context, client *http.Client, t annotations.Target, lim Limits, staging string, body *meter) (Result, error) {
-	a := &assembly{w: w, ctx: ctx, client: client, t: t, lim: lim, mlim: manifestLimits(lim), staging: filepath.Base(staging)}
+	a := &assembly{w: w, ctx: ctx, client: client, t: t, lim: lim, mlim: manifestLimits(lim), staging: filepath.Base(staging), watched: w.watched()}
 	res := Result{Digest: t.Digest, Source: refresh.SourceDelta}
 	rootBytes, err := io.ReadAll(io.LimitReader(body, int64(manifest.MaxRootBytes(a.mlim))+1))
 	a.received.Store(body.n)
@@ -271,12 +270,12 @@ func (a *assembly) reusable(entries []manifest.Entry) map[string][]source {
 	return from
 }
 
-// file puts e into staging: copied from one of from if that file is
-// unchanged, otherwise downloaded.
+// file puts e into staging: linked or copied from one of from if that
+// file is unchanged, otherwise downloaded.
 func (a *assembly) file(ctx context.Context, e manifest.Entry, from []source) error {
 	dst := a.staging + "/" + e.Path
 	for _, s := range from {
-		ok, err := a.copyFile(s, e, dst)
+		ok, err := a.reuse(s, e, dst)
 		if err != nil {
 			return err
 		}
@@ -310,11 +309,26 @@ func (a *assembly) finish(f *os.File, e manifest.Entry, err error) error {
 	return nil
 }
 
-// copyFile copies s's file to dst if it is unchanged (unchanged), in the
-// kernel, and reports whether it did. Reading it leaves its inode as it
-// is, so that the app, which may have loaded it, is not restarted.
-func (a *assembly) copyFile(s source, e manifest.Entry, dst string) (bool, error) {
-	in, err := a.rel.Open(s.release + "/" + s.entry.Path)
+// reuse puts s's file at dst if it is unchanged (unchanged), and reports
+// whether it did: a hard link, unless the inode is watched or the volume
+// cannot link it; else a copy in the kernel (copy_file_range), which
+// leaves the inode as it is, so that the app is not restarted.
+func (a *assembly) reuse(s source, e manifest.Entry, dst string) (bool, error) {
+	src := s.release + "/" + s.entry.Path
+	fi, err := a.rel.Lstat(src)
+	if err != nil || !unchanged(fi, e) {
+		return false, nil
+	}
+	if a.watched.linkable(fi) {
+		err := a.rel.Link(src, dst)
+		switch {
+		case err == nil:
+			return true, nil
+		case !errors.Is(err, syscall.EXDEV) && !errors.Is(err, syscall.EMLINK) && !errors.Is(err, syscall.EPERM):
+			return false, extractError(err)
+		}
+	}
+	in, err := a.rel.Open(src)
 	if err != nil {
 		return false, nil
 	}

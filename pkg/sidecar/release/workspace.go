@@ -108,7 +108,7 @@ func Open(dir string) (*Workspace, error) {
 		}
 	}
 	for _, d := range []string{dir, w.releases, filepath.Join(dir, sidecar.StateDir), w.manifests.roots, w.manifests.parts} {
-		w.leftovers = append(w.leftovers, removeTemps(d)...)
+		w.leftovers = append(w.leftovers, w.removeTemps(d)...)
 	}
 	if err := w.writeBoot(); err != nil {
 		return nil, err
@@ -137,18 +137,26 @@ func mkdirMode(dir string, mode fs.FileMode) error {
 
 // removeTemps removes every leftover in dir and returns why it could not
 // remove some: the app shares the volume, may run as root, and may leave
-// there what the fetcher cannot remove. Nothing depends on their absence.
-func removeTemps(dir string) []error {
+// there what the fetcher cannot remove; and the links of watched inodes
+// stay (watched.go). Nothing depends on their absence.
+func (w *Workspace) removeTemps(dir string) []error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return []error{err}
 	}
+	watched := w.watched()
 	var errs []error
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tempPrefix) {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+		if !strings.HasPrefix(e.Name(), tempPrefix) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if !e.IsDir() {
+			if err := os.Remove(p); err != nil {
 				errs = append(errs, err)
 			}
+		} else if !watched.removeTree(p) {
+			errs = append(errs, fmt.Errorf("%s: not all removed (the links of files the app watches stay until its container restarts)", p))
 		}
 	}
 	return errs
@@ -171,7 +179,7 @@ func (w *Workspace) discard(dir string) {
 	go func() {
 		defer close(done)
 		// What is left is removed by the next Open.
-		_ = os.RemoveAll(dir)
+		w.watched().removeTree(dir)
 	}()
 }
 
