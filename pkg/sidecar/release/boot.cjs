@@ -35,17 +35,22 @@ function watchReports() {
   const send = process.send;
   if (typeof send !== 'function' || !process.env.WATCH_REPORT_DEPENDENCIES) return;
   const file = path.join(__dirname, 'watched');
-  const head = `ppid ${process.ppid}\n`;
+  const head = `ppid ${process.ppid}`;
+  // The inodes listed already, by this watcher's earlier children: each
+  // is listed once, so that the list grows only by what changes.
+  const listed = new Set();
   try {
-    let first = '';
+    let lines = [];
     try {
-      first = `${fs.readFileSync(file, 'utf8').split('\n', 1)[0]}\n`;
+      lines = fs.readFileSync(file, 'utf8').split('\n');
     } catch {
       // No list yet.
     }
-    if (first !== head) {
+    if (lines[0] === head) {
+      for (const l of lines.slice(1)) if (l) listed.add(l);
+    } else {
       const tmp = `${file}.${process.pid}.tmp`;
-      fs.writeFileSync(tmp, head);
+      fs.writeFileSync(tmp, `${head}\n`);
       fs.chmodSync(tmp, 0o644);
       fs.renameSync(tmp, file);
     }
@@ -59,7 +64,11 @@ function watchReports() {
       let lines = '';
       for (const f of files) {
         try {
-          if (typeof f === 'string') lines += `${fs.statSync(f.startsWith('file:') ? fileURLToPath(f) : f).ino}\n`;
+          const ino = typeof f === 'string' && String(fs.statSync(f.startsWith('file:') ? fileURLToPath(f) : f).ino);
+          if (ino && !listed.has(ino)) {
+            listed.add(ino);
+            lines += `${ino}\n`;
+          }
         } catch {
           // Gone already: nothing to protect.
         }

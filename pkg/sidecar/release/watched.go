@@ -30,7 +30,8 @@ import (
 // sidecar.WatchedFile, under a first line "ppid <pid>" that names the
 // watching process, so that a new container starts a new list.
 
-// maxWatchedBytes bounds what the fetcher reads of the list.
+// maxWatchedBytes bounds what the fetcher reads of the list, which lists
+// each inode once: about 200,000 of them. A longer one is not trusted.
 const maxWatchedBytes = 4 << 20
 
 // watchedInodes is the set that boot.cjs wrote; known is false when there
@@ -53,6 +54,11 @@ func (w *Workspace) watched() watchedInodes {
 		return watchedInodes{}
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() > maxWatchedBytes {
+		// The newest inodes come last: a list read in part protects
+		// the old and not the new.
+		return watchedInodes{}
+	}
 	sc := bufio.NewScanner(io.LimitReader(f, maxWatchedBytes))
 	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "ppid ") {
 		return watchedInodes{}
