@@ -23,8 +23,9 @@ const deltaSlack = 64 << 10
 // TestClusterDeltaPush is issue 14's delta push on real pods: the sample
 // on 2 replicas with a tree of 1,000 files (10 MB) beside its server. The
 // first push uploads every file and each pod downloads every file; a push
-// of one changed file uploads that file and one part, and each pod links
-// the other 999 from its release and downloads about the change; --archive
+// of one changed file uploads that file and one part, and each pod reuses
+// the other 1,001 from its release (links, but a copy of the server the
+// app loaded) and downloads about the change; --archive
 // moves the whole tree again, the baseline; and a third pod, which has no
 // release yet, downloads the delta release whole.
 func TestClusterDeltaPush(t *testing.T) {
@@ -74,6 +75,18 @@ func TestClusterDeltaPush(t *testing.T) {
 	for pod, ok := range k.refreshOK(t, second) {
 		if ok.Source != refresh.SourceDelta || ok.Reused != int64(total-1) || ok.Downloaded > change+deltaSlack {
 			t.Errorf("pod %s, one-file change: %s; want source=delta, reused=%d, downloaded <= %d", pod, ok, total-1, change+deltaSlack)
+		}
+	}
+
+	// On each pod the file the app loaded is a copy, and the others are
+	// links (docs/delta.md): boot.cjs told the fetcher which inodes node
+	// --watch watches.
+	for pod := range k.refreshOK(t, second) {
+		out := k.kubectl(t, "", "exec", pod, "-c", "app", "--", "node", "-e",
+			"const fs=require('fs');process.stdout.write(process.argv.slice(1).map(f=>fs.statSync('/workspace/current/'+f).nlink).join(' '))",
+			"server.js", "lib/m000/f00000.js")
+		if out != "1 2" {
+			t.Errorf("pod %s: links of server.js and lib/m000/f00000.js: %q, want \"1 2\" (the loaded file copied, the other linked)", pod, out)
 		}
 	}
 
