@@ -80,10 +80,10 @@ func TestClusterDeltaPush(t *testing.T) {
 
 	// On each pod the file the app loaded is a copy, and the others are
 	// links (docs/delta.md): boot.cjs told the fetcher which inodes node
-	// --watch watches.
+	// --watch watches. The sample's workspace is its code volume, at /app.
 	for pod := range k.refreshOK(t, second) {
 		out := k.kubectl(t, "", "exec", pod, "-c", "app", "--", "node", "-e",
-			"const fs=require('fs');process.stdout.write(process.argv.slice(1).map(f=>fs.statSync('/workspace/current/'+f).nlink).join(' '))",
+			"const fs=require('fs');process.stdout.write(process.argv.slice(1).map(f=>fs.statSync('/app/current/'+f).nlink).join(' '))",
 			"server.js", "lib/m000/f00000.js")
 		if out != "1 2" {
 			t.Errorf("pod %s: links of server.js and lib/m000/f00000.js: %q, want \"1 2\" (the loaded file copied, the other linked)", pod, out)
