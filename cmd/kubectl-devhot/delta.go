@@ -21,6 +21,7 @@ func (p *pusher) uploadDelta(ctx context.Context, d *appsv1.Deployment, r *pack.
 	if err != nil {
 		return p.storeError(fmt.Errorf("%w\n(a file that changed after it was hashed has another sha256: push again)", err))
 	}
-	fmt.Fprintf(p.out, "uploaded %d of %d files and %d of %d parts, %d bytes with the root\n", up.Files, r.Count, up.Parts, len(r.Parts), up.Bytes)
+	up.OfFiles, up.OfParts = r.Count, len(r.Parts)
+	fmt.Fprintln(p.out, up)
 	return nil
 }

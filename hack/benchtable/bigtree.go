@@ -4,13 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
+	"github.com/aether-dev/aether-devhot/pkg/store"
 	"github.com/aether-dev/aether-devhot/test/framework/apps"
 	"github.com/aether-dev/aether-devhot/test/framework/artifact"
 	"github.com/aether-dev/aether-devhot/test/framework/bench"
@@ -23,9 +22,6 @@ const (
 	bigTreeFiles = 5000
 	bigTreeBytes = 50 << 20
 )
-
-// uploadedLine is push's report of what it sent of a delta release.
-var uploadedLine = regexp.MustCompile(`^uploaded \d+ of \d+ files and \d+ of \d+ parts, (\d+) bytes with the root`)
 
 // bigTreeRun is one way of pushing the big tree: its saves' latencies and
 // the bytes that each save moved.
@@ -100,9 +96,8 @@ func (b *runner) bigTreeSaves(e *enabled, k realpod.Kubectl, src string, args []
 				if strings.HasPrefix(l, "push failed") {
 					return fmt.Errorf("kubectl devhot: %s", l)
 				}
-				if m := uploadedLine.FindStringSubmatch(l); m != nil {
-					n, _ := strconv.ParseInt(m[1], 10, 64)
-					run.up = append(run.up, n)
+				if u, ok := store.ParseUploaded(l); ok {
+					run.up = append(run.up, u.Bytes)
 				}
 				if strings.HasPrefix(l, "save → live: ") {
 					return nil

@@ -14,9 +14,13 @@ import (
 const Prefix = "sha256:"
 
 // Of is the digest of b.
-func Of(b []byte) string {
+func Of(b []byte) string { return Prefix + HexOf(b) }
+
+// HexOf is the sha256 of b in 64 lowercase hex digits: a digest without
+// its Prefix, as blobs and release directories are named.
+func HexOf(b []byte) string {
 	sum := sha256.Sum256(b)
-	return Prefix + hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:])
 }
 
 // IsHex reports whether s is a sha256 in 64 lowercase hex digits.

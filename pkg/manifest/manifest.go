@@ -21,7 +21,6 @@ package manifest
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -167,7 +166,7 @@ func Build(entries []Entry) (root []byte, parts []Part, err error) {
 			}
 		}
 		p := Part{Entries: entries[start:end:end], Data: encodePart(entries[start:end])}
-		p.Hex = hexOf(p.Data)
+		p.Hex = digest.HexOf(p.Data)
 		parts = append(parts, p)
 		start = end
 	}
@@ -196,11 +195,6 @@ func encodePart(entries []Entry) []byte {
 		fmt.Fprintf(&b, "%s %d %o %s\n", e.Hex, e.Size, e.Mode, e.Path)
 	}
 	return b.Bytes()
-}
-
-func hexOf(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 // ParseRoot parses a root and checks its totals against lim.

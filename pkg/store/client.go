@@ -127,10 +127,29 @@ func (c *Client) PutChildren(ctx context.Context, root BlobRef, children []Child
 }
 
 // Uploaded is what PutRelease sent: how many files and parts, and their
-// bytes with the root's.
+// bytes with the root's. OfFiles and OfParts, which the caller sets, are
+// the release's. String is the line push prints; ParseUploaded reads it
+// back, for the tests and the bench.
 type Uploaded struct {
-	Files, Parts int
-	Bytes        int64
+	Files, OfFiles, Parts, OfParts int
+	Bytes                          int64
+}
+
+// uploadedFormat is the one form of Uploaded's line.
+const uploadedFormat = "uploaded %d of %d files and %d of %d parts, %d bytes with the root"
+
+// String is the line push prints after a delta release's upload.
+func (u Uploaded) String() string {
+	return fmt.Sprintf(uploadedFormat, u.Files, u.OfFiles, u.Parts, u.OfParts, u.Bytes)
+}
+
+// ParseUploaded reads a line that String wrote; ok is false for any other.
+func ParseUploaded(line string) (u Uploaded, ok bool) {
+	line = strings.TrimSpace(line)
+	if _, err := fmt.Sscanf(line, uploadedFormat, &u.Files, &u.OfFiles, &u.Parts, &u.OfParts, &u.Bytes); err != nil {
+		return Uploaded{}, false
+	}
+	return u, u.String() == line
 }
 
 // maxReleaseRounds: Missing's first answer names the parts the store lacks

@@ -386,3 +386,17 @@ func TestClientDelta(t *testing.T) {
 		t.Errorf("Missing of a root not asked for: %v, want 403", err)
 	}
 }
+
+// TestUploadedLine: push's line reads back as it was written, and nothing
+// else reads as one.
+func TestUploadedLine(t *testing.T) {
+	u := Uploaded{Files: 1, OfFiles: 5002, Parts: 1, OfParts: 69, Bytes: 6998}
+	if got, ok := ParseUploaded(u.String() + "\n"); !ok || got != u {
+		t.Errorf("ParseUploaded(%q) = %+v, %v; want %+v", u.String(), got, ok, u)
+	}
+	for _, l := range []string{"", "uploaded 1 of 2 files", u.String() + " and more", "packed x: 2 files"} {
+		if _, ok := ParseUploaded(l); ok {
+			t.Errorf("ParseUploaded(%q) accepted it", l)
+		}
+	}
+}

@@ -89,7 +89,7 @@ func (w *Workspace) assemble(ctx context.Context, client *http.Client, t annotat
 	if len(rootBytes) > manifest.MaxRootBytes(a.mlim) {
 		return res, newError(refresh.ReasonSizeLimit, fmt.Errorf("GET %s: the root is longer than a release of %d files needs", t, lim.MaxEntries))
 	}
-	if sum := hexOf(rootBytes); sum != t.Hex {
+	if sum := digest.HexOf(rootBytes); sum != t.Hex {
 		return res, newError(refresh.ReasonChecksum, fmt.Errorf("GET %s: sha256 is %s, want %s", t, sum, t.Hex))
 	}
 	root, err := manifest.ParseRoot(rootBytes, a.mlim)

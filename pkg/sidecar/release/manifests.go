@@ -1,8 +1,6 @@
 package release
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -54,7 +52,7 @@ func readVerified(file, hex string, limit int64) []byte {
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil || int64(len(b)) > limit || hexOf(b) != hex {
+	if err != nil || int64(len(b)) > limit || digest.HexOf(b) != hex {
 		return nil
 	}
 	return b
@@ -139,10 +137,4 @@ func (m manifestStore) entries(hex string) []manifest.Entry {
 		all = append(all, es...)
 	}
 	return all
-}
-
-// hexOf is the sha256 of b in lowercase hex.
-func hexOf(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }

@@ -107,8 +107,9 @@ func Open(dir string) (*Workspace, error) {
 			return nil, err
 		}
 	}
+	watched := w.watched()
 	for _, d := range []string{dir, w.releases, filepath.Join(dir, sidecar.StateDir), w.manifests.roots, w.manifests.parts} {
-		w.leftovers = append(w.leftovers, w.removeTemps(d)...)
+		w.leftovers = append(w.leftovers, removeTemps(d, watched)...)
 	}
 	if err := w.writeBoot(); err != nil {
 		return nil, err
@@ -139,12 +140,11 @@ func mkdirMode(dir string, mode fs.FileMode) error {
 // remove some: the app shares the volume, may run as root, and may leave
 // there what the fetcher cannot remove; and the links of watched inodes
 // stay (watched.go). Nothing depends on their absence.
-func (w *Workspace) removeTemps(dir string) []error {
+func removeTemps(dir string, watched watchedInodes) []error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return []error{err}
 	}
-	watched := w.watched()
 	var errs []error
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), tempPrefix) {

@@ -4,17 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/aether-dev/aether-devhot/pkg/refresh"
+	"github.com/aether-dev/aether-devhot/pkg/store"
 	"github.com/aether-dev/aether-devhot/test/framework/artifact"
 )
-
-// uploadedLine is what push says it sent of a delta release.
-var uploadedLine = regexp.MustCompile(`uploaded (\d+) of (\d+) files and (\d+) of (\d+) parts, (\d+) bytes with the root`)
 
 // deltaSlack is what a delta push may move besides the changed file: the
 // root and one part, each way (issue 14: 64 KiB + the change).
@@ -44,7 +41,7 @@ func TestClusterDeltaPush(t *testing.T) {
 		}
 		return int64(len(b))
 	}
-	push := func(v int, args ...string) (digest string, uploaded []string) {
+	push := func(v int, args ...string) (digest string, uploaded *store.Uploaded) {
 		t.Helper()
 		out := k.devhot(t, append([]string{"push", "deploy/" + deployment, src}, args...)...)
 		m := pushedLine.FindStringSubmatch(out)
@@ -52,13 +49,18 @@ func TestClusterDeltaPush(t *testing.T) {
 			t.Fatalf("push did not report its digest live on every pod")
 		}
 		k.liveOn(t, atoi(t, m[3]), v)
-		return m[1], uploadedLine.FindStringSubmatch(out)
+		for _, l := range strings.Split(out, "\n") {
+			if u, ok := store.ParseUploaded(l); ok {
+				uploaded = &u
+			}
+		}
+		return m[1], uploaded
 	}
 
 	save(1)
 	first, up := push(1)
 	total := files + 2
-	if up == nil || up[1] != strconv.Itoa(total) || up[2] != strconv.Itoa(total) {
+	if up == nil || up.Files != total || up.OfFiles != total {
 		t.Fatalf("the first push uploaded %v, want all %d files", up, total)
 	}
 	for pod, ok := range k.refreshOK(t, first) {
@@ -69,7 +71,7 @@ func TestClusterDeltaPush(t *testing.T) {
 
 	change := save(2)
 	second, up := push(2)
-	if up == nil || up[1] != "1" || up[3] != "1" || atoi(t, up[5]) > int(change)+deltaSlack {
+	if up == nil || up.Files != 1 || up.Parts != 1 || up.Bytes > change+deltaSlack {
 		t.Errorf("a one-file change uploaded %v, want 1 file and 1 part, at most %d bytes", up, change+deltaSlack)
 	}
 	for pod, ok := range k.refreshOK(t, second) {
